@@ -1,0 +1,45 @@
+# mockbankr: every target bootstraps .venv itself through `install`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PEER   := .peer
+
+.PHONY: install run test lint typecheck bench peer clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml client/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ./client -e '.[dev]'
+	touch $(STAMP)
+
+## make run ARGS="--speed 20 --seed 1": the simulator on http://127.0.0.1:8402
+run: install
+	$(BIN)/mockbankr serve $(ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+## the whole suite, including the official Node CLI/SDK peers (see `peer`)
+test: lint peer
+	$(BIN)/pytest
+
+## the official @bankr/cli and @bankr/sdk from npm, into the ignored .peer/
+peer: $(PEER)/.installed
+
+$(PEER)/.installed: peer/package.json
+	mkdir -p $(PEER)
+	cp peer/package.json $(PEER)/package.json
+	cd $(PEER) && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) $(PEER) .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,91 @@
+"""httpx transports into an in-process app, with timeouts enforced on a :class:`Clock`.
+
+``httpx.ASGITransport`` ignores timeouts: a request the app never answers would
+hang the test. These transports race each request against ``clock.sleep`` of the
+request's own read timeout, so a hung request on a ``VirtualClock`` raises
+``httpx.ReadTimeout`` after exactly that many simulated seconds, and in
+milliseconds of wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import httpx
+from starlette.types import ASGIApp
+
+from mockbankr.clock import Clock
+
+__all__ = ["AsyncClockTransport", "SyncClockTransport"]
+
+_CLIENT_ADDR = ("127.0.0.1", 50000)
+
+
+class AsyncClockTransport(httpx.AsyncBaseTransport):
+    """An ASGI transport whose read timeouts run on ``clock``.
+
+    Example::
+
+        transport = AsyncClockTransport(app, clock)
+        async with httpx.AsyncClient(transport=transport, base_url="http://mock") as http:
+            await http.get("/_health", timeout=5)
+    """
+
+    def __init__(self, app: ASGIApp, clock: Clock, *, client: tuple[str, int] = _CLIENT_ADDR):
+        self._inner = httpx.ASGITransport(app=app, client=client)
+        self._clock = clock
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeout = request.extensions.get("timeout", {}).get("read")
+        if timeout is None:
+            return await self._inner.handle_async_request(request)
+        call = asyncio.ensure_future(self._inner.handle_async_request(request))
+        timer = asyncio.ensure_future(self._clock.sleep(timeout))
+        try:
+            await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            timer.cancel()
+            if not call.done():
+                call.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await call
+        if call.cancelled():
+            raise httpx.ReadTimeout(f"no response within {timeout} s", request=request)
+        return call.result()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+class SyncClockTransport(httpx.BaseTransport):
+    """The same for sync clients: each request runs to completion on a private loop.
+
+    Use it from synchronous code only (not from inside a running event loop).
+
+    Example::
+
+        with httpx.Client(transport=SyncClockTransport(app, clock), base_url="http://m") as h:
+            h.get("/_health")
+    """
+
+    def __init__(self, app: ASGIApp, clock: Clock, *, client: tuple[str, int] = _CLIENT_ADDR):
+        self._async = AsyncClockTransport(app, clock, client=client)
+        self._loop = asyncio.new_event_loop()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        async def call() -> httpx.Response:
+            response = await self._async.handle_async_request(request)
+            content = await response.aread()
+            return httpx.Response(
+                response.status_code,
+                headers=response.headers,
+                content=content,
+                extensions=response.extensions,
+            )
+
+        return self._loop.run_until_complete(call())
+
+    def close(self) -> None:
+        if not self._loop.is_closed():
+            self._loop.close()

@@ -1,0 +1,223 @@
+"""Clocks: the only source of time in mockbankr.
+
+Every module reads time through a :class:`Clock`. Simulated time is measured in
+seconds since the Unix epoch, as a float, so it converts directly to the ISO
+timestamps the API sends.
+
+* :class:`RealClock` -- simulated time is wall time.
+* :class:`ScaledClock` -- simulated time runs ``speed`` times faster than wall time.
+* :class:`VirtualClock` -- time moves only when someone advances it, either
+  explicitly (:meth:`VirtualClock.advance`) or by sleeping on it. An async
+  ``sleep`` on a virtual clock returns as soon as every other task in the loop is
+  blocked, with the clock moved to the sleeper's deadline ("auto-jump"), so a
+  five-minute timeout scenario costs milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import heapq
+import itertools
+import time
+from typing import Protocol, runtime_checkable
+
+__all__ = ["DEFAULT_EPOCH", "Clock", "RealClock", "ScaledClock", "VirtualClock", "iso"]
+
+#: Where a :class:`VirtualClock` starts by default: 2025-01-15T10:30:00Z, the
+#: instant of the Bankr docs' example job. A fixed start keeps output deterministic.
+DEFAULT_EPOCH = 1736937000.0
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The clock protocol shared by the simulator and (structurally) by the client.
+
+    Example::
+
+        clock = VirtualClock()
+        t0 = clock.now()
+        await clock.sleep(5)
+        assert clock.now() == t0 + 5
+    """
+
+    def now(self) -> float:
+        """Simulated seconds since the Unix epoch."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of simulated time without blocking the loop."""
+        ...
+
+    def sleep_sync(self, seconds: float) -> None:
+        """Block the calling thread for ``seconds`` of simulated time."""
+        ...
+
+
+class RealClock:
+    """Simulated time is wall time.
+
+    Example::
+
+        clock = RealClock()
+        clock.now()  # same as time.time()
+    """
+
+    def now(self) -> float:
+        return time.time()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
+    def sleep_sync(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds))
+
+
+class ScaledClock:
+    """Simulated time runs ``speed`` times faster than wall time.
+
+    It starts at the wall time of its creation (or ``start``), so timestamps
+    stay plausible.
+
+    Example::
+
+        clock = ScaledClock(20)   # a 10 s swap finishes after 0.5 wall seconds
+    """
+
+    def __init__(self, speed: float, *, start: float | None = None) -> None:
+        if not speed > 0:
+            raise ValueError(f"speed must be positive, got {speed!r}")
+        self._speed = float(speed)
+        self._wall0 = time.monotonic()
+        self._sim0 = time.time() if start is None else float(start)
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    def set_speed(self, speed: float) -> None:
+        """Change the speed from now on, without a jump in simulated time."""
+        if not speed > 0:
+            raise ValueError(f"speed must be positive, got {speed!r}")
+        now = self.now()
+        self._wall0 = time.monotonic()
+        self._sim0 = now
+        self._speed = float(speed)
+
+    def now(self) -> float:
+        return self._sim0 + (time.monotonic() - self._wall0) * self._speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self._speed)
+
+    def sleep_sync(self, seconds: float) -> None:
+        time.sleep(max(0.0, seconds) / self._speed)
+
+
+#: How many loop iterations a virtual sleep lets pass, with no new sleeper
+#: arriving, before it concludes that every task is blocked and jumps time.
+_SETTLE_TICKS = 4
+
+
+class VirtualClock:
+    """Time that moves only when advanced or slept on.
+
+    ``await clock.sleep(dt)`` parks the caller until the clock reaches its
+    deadline. When the loop has settled (all tasks blocked), the earliest sleeper's
+    deadline becomes "now" and it wakes: concurrent sleepers therefore wake in
+    deadline order, as they would in real time, but without waiting.
+    ``sleep_sync`` and :meth:`advance` move the clock directly.
+
+    Example::
+
+        clock = VirtualClock(start=0.0)
+        clock.advance(2.5)
+        assert clock.now() == 2.5
+    """
+
+    def __init__(self, start: float = DEFAULT_EPOCH) -> None:
+        self._now = float(start)
+        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._counter = itertools.count()
+        self._driver: asyncio.Handle | None = None
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward by ``seconds`` (>= 0) and wake every sleeper now due."""
+        if seconds < 0:
+            raise ValueError(f"cannot move a clock backwards ({seconds!r} s)")
+        self.set(self._now + seconds)
+
+    def set(self, when: float) -> None:
+        """Move time forward to ``when``; time never moves backwards."""
+        if when < self._now:
+            raise ValueError(f"cannot move a clock backwards (from {self._now} to {when})")
+        self._now = float(when)
+        self._wake_due()
+
+    def sleep_sync(self, seconds: float) -> None:
+        self.advance(max(0.0, seconds))
+
+    async def sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        if seconds <= 0:
+            await asyncio.sleep(0)
+            return
+        fut: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._waiters, (self._now + seconds, next(self._counter), fut))
+        self._schedule_driver(loop)
+        try:
+            await fut
+        finally:
+            if not fut.done():
+                fut.cancel()
+
+    # -- auto-jump machinery --------------------------------------------------
+
+    def _schedule_driver(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._driver is None:
+            self._driver = loop.call_soon(self._drive, loop, len(self._waiters), 0)
+
+    def _drive(self, loop: asyncio.AbstractEventLoop, seen: int, quiet: int) -> None:
+        # Re-arm for a few loop iterations so that every runnable task gets to
+        # reach its next sleep before time jumps.
+        self._prune()
+        if not self._waiters:
+            self._driver = None
+            return
+        count = len(self._waiters)
+        quiet = quiet + 1 if count == seen else 0
+        if quiet < _SETTLE_TICKS:
+            self._driver = loop.call_soon(self._drive, loop, count, quiet)
+            return
+        self._driver = None
+        deadline = self._waiters[0][0]
+        if deadline > self._now:
+            self._now = deadline
+        self._wake_due()
+        if self._waiters:
+            self._schedule_driver(loop)
+
+    def _prune(self) -> None:
+        while self._waiters and self._waiters[0][2].done():
+            heapq.heappop(self._waiters)
+
+    def _wake_due(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self._now:
+            _, _, fut = heapq.heappop(self._waiters)
+            if not fut.done():
+                fut.set_result(None)
+
+
+def iso(t: float) -> str:
+    """Simulated unix seconds as the ISO-8601 UTC form JavaScript's ``toISOString`` gives.
+
+    Example::
+
+        iso(1736937003.0) == "2025-01-15T10:30:03.000Z"
+    """
+    ms = round(t * 1000)
+    stamp = _dt.datetime.fromtimestamp(ms // 1000, tz=_dt.UTC)
+    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"

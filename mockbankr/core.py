@@ -1,0 +1,105 @@
+"""The simulator's core: submit, read and cancel jobs, shared by both API flavours.
+
+The core knows owners (an API key or a wallet), not HTTP. Each API flavour maps
+requests to these calls and the results to its own JSON.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from typing import Any
+
+from mockbankr import wire
+from mockbankr.clock import Clock
+from mockbankr.jobs import JobRecord, JobStatus, cancelled, job_body, status_of
+from mockbankr.store import JobStore
+from mockbankr.timing import TimingTable
+
+__all__ = ["Simulator"]
+
+_ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
+
+
+def _random_id(rng: random.Random, prefix: str) -> str:
+    bits = rng.getrandbits(60)
+    return prefix + "".join(_ID_ALPHABET[(bits >> (5 * i)) & 31] for i in range(12))
+
+
+class Simulator:
+    """Jobs as pure functions of time, over a :class:`~mockbankr.store.JobStore`.
+
+    With the same ``rng`` seed, the k-th job's id, schedule and outcome depend
+    only on the seed, ``k`` and the prompt, so a run can be replayed.
+
+    Example::
+
+        sim = Simulator(load_timing(), clock=VirtualClock(), rng=random.Random(1),
+                        store=MemoryStore())
+        job = await sim.submit("What is the price of ETH?", owner="key:bk_1")
+    """
+
+    def __init__(
+        self, table: TimingTable, *, clock: Clock, rng: random.Random, store: JobStore
+    ) -> None:
+        self.table = table
+        self.clock = clock
+        self.store = store
+        self._base_seed = rng.getrandbits(64)
+
+    def job_rng(self, seq: int) -> random.Random:
+        """The random stream of the ``seq``-th job: a function of the seed and ``seq`` only."""
+        return random.Random(self._base_seed ^ (seq * 0x9E3779B97F4A7C15))
+
+    async def submit(self, prompt: str, *, owner: str, thread_id: str | None = None) -> JobRecord:
+        """Create a job: classify the prompt, sample its schedule and store it."""
+        now = self.clock.now()
+        seq = await self.store.next_seq()
+        rng = self.job_rng(seq)
+        category = self.table.classify(prompt)
+        sample = self.table[category].sample(rng)
+        while True:
+            job = JobRecord(
+                id=_random_id(rng, "job_"),
+                owner=sys.intern(owner),
+                prompt=prompt,
+                thread_id=thread_id,
+                category=category,
+                created_at=now,
+                started_at=now + sample.pending,
+                finished_at=now + sample.total,
+                failed=sample.failed,
+                variant=sample.variant,
+            )
+            if await self.store.add(job):
+                return job
+
+    async def get(self, job_id: str, *, owner: str) -> JobRecord:
+        """The caller's job; a missing or foreign job is the same 404."""
+        job = await self.store.get(job_id)
+        if job is None or job.owner != owner:
+            raise wire.job_not_found(job_id)
+        return job
+
+    async def cancel(self, job_id: str, *, owner: str) -> JobRecord:
+        """Cancel a pending or processing job (idempotent for a cancelled one).
+
+        Raises the documented 400 for a completed or failed job, and 404 for a
+        missing or foreign one. The change is a compare-and-set, so a cancel
+        racing another change is retried on the fresh record.
+        """
+        while True:
+            job = await self.get(job_id, owner=owner)
+            result = cancelled(job, self.clock.now())
+            if isinstance(result, JobStatus):
+                raise wire.already_finished(job_id, result.value)
+            if result is job or await self.store.replace(job, result):
+                return result
+
+    def status(self, job: JobRecord) -> JobStatus:
+        """The job's status now."""
+        return status_of(job, self.clock.now())
+
+    def body(self, job: JobRecord) -> dict[str, Any]:
+        """The job's status body now."""
+        return job_body(job, self.table[job.category], self.clock.now())

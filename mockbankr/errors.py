@@ -1,0 +1,80 @@
+"""mockbankr's exception tree.
+
+::
+
+    MockbankrError
+    ├── ConfigError (ValueError)        bad settings, flags or environment variables
+    │   └── FixtureError                a fixture file (timing table, rules) is invalid
+    └── ApiError                        an answer in the real API's error shape;
+                                        the app turns it into {"error", "message", ...}
+
+Every error body the server sends is built from an :class:`ApiError`, in
+:mod:`mockbankr.wire`, so the wire shape lives in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["ApiError", "ConfigError", "FixtureError", "MockbankrError"]
+
+
+class MockbankrError(Exception):
+    """Root of every exception mockbankr raises on purpose."""
+
+
+class ConfigError(MockbankrError, ValueError):
+    """A setting, flag or environment variable is invalid or contradicts another.
+
+    Example::
+
+        raise ConfigError("--speed must be positive, got -1")
+    """
+
+
+class FixtureError(ConfigError):
+    """A fixture file is invalid. Carries the file and the offending key.
+
+    Example::
+
+        FixtureError("unknown key", path="fixtures/timing.toml", key="categories.swap.colour")
+    """
+
+    def __init__(self, message: str, *, path: str, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        where = f"{path}: {key}" if key else path
+        super().__init__(f"{where}: {message}")
+
+
+class ApiError(MockbankrError):
+    """An error answer in the Bankr wire shape: ``{"error": ..., "message": ...}``.
+
+    ``extra`` holds additional body fields (the daily-limit 429 carries
+    ``resetAt``, ``limit`` and ``used``), ``headers`` extra response headers.
+
+    Example::
+
+        raise ApiError(404, "Job not found", "No job found with ID job_X")
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        error: str,
+        message: str,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{status_code} {error}: {message}")
+        self.status_code = status_code
+        self.error = error
+        self.message = message
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+
+    def body(self) -> dict[str, Any]:
+        """The JSON body the server sends for this error."""
+        return {"error": self.error, "message": self.message, **self.extra}

@@ -1,0 +1,188 @@
+"""The job record, and every response field as a pure function of time.
+
+A job never runs. At submission its schedule is sampled once and stored as one
+small immutable record; ``status_of(job, now)`` and ``job_body(job, category,
+now)`` derive everything else. Nothing runs in the background, a status read is
+O(1), and a transition happens exactly at its scheduled instant however late or
+often anyone polls.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from typing import Any
+
+import msgspec
+
+from mockbankr.timing import Category
+from mockbankr.clock import iso
+
+__all__ = [
+    "FOREVER",
+    "JobRecord",
+    "JobStatus",
+    "cancel_body",
+    "cancelled",
+    "job_body",
+    "status_of",
+    "thread_of",
+]
+
+#: ``finished_at`` of a job that never finishes (a ``stuck`` fault).
+FOREVER = math.inf
+
+
+class JobStatus(enum.StrEnum):
+    """The lifecycle: ``pending -> processing -> completed | failed | cancelled``."""
+
+    #: Accepted and queued; the agent has not started. Cancellable.
+    PENDING = "pending"
+    #: The agent is working on it; status updates appear. Cancellable.
+    PROCESSING = "processing"
+    #: Finished with a response (and maybe transactions and rich data). Terminal.
+    COMPLETED = "completed"
+    #: Finished with an error. Still HTTP 200 and still paid for. Terminal.
+    FAILED = "failed"
+    #: Cancelled by its owner while pending or processing. Terminal.
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class JobRecord(msgspec.Struct, frozen=True, gc=False):
+    """Everything stored for one job: plain data, about 200 bytes.
+
+    Times are simulated unix seconds. ``thread_id`` is ``None`` when the job
+    started its own thread, whose id is then derived from the job id (see
+    :func:`thread_of`), which saves storing it. ``error`` overrides the
+    category's error text for a forced failure.
+
+    Example::
+
+        job = JobRecord("job_A", "key:bk_1", "hi", None, "general",
+                        created_at=0.0, started_at=1.0, finished_at=4.0)
+        status_of(job, 2.0) is JobStatus.PROCESSING
+    """
+
+    id: str
+    owner: str
+    prompt: str
+    thread_id: str | None
+    category: str
+    created_at: float
+    started_at: float
+    finished_at: float
+    failed: bool = False
+    variant: int = 0
+    error: str | None = None
+    cancelled_at: float | None = None
+
+
+def thread_of(job: JobRecord) -> str:
+    """The job's thread id: the one it was given, or ``thr_`` plus its own id's suffix."""
+    return job.thread_id if job.thread_id is not None else "thr_" + job.id[4:]
+
+
+def status_of(job: JobRecord, now: float) -> JobStatus:
+    """The job's status at simulated time ``now``.
+
+    Example::
+
+        status_of(job, job.finished_at) in (JobStatus.COMPLETED, JobStatus.FAILED)
+    """
+    if job.cancelled_at is not None and job.cancelled_at <= now:
+        return JobStatus.CANCELLED
+    if now < job.started_at:
+        return JobStatus.PENDING
+    if now < job.finished_at:
+        return JobStatus.PROCESSING
+    return JobStatus.FAILED if job.failed else JobStatus.COMPLETED
+
+
+def cancelled(job: JobRecord, now: float) -> JobRecord | JobStatus:
+    """The record after a cancel at ``now``, or the status that prevents it.
+
+    A pending or processing job gets ``cancelled_at = now``; an already cancelled
+    job is returned unchanged (cancel is idempotent); for a completed or failed
+    job the terminal status is returned instead of a record.
+    """
+    status = status_of(job, now)
+    if status is JobStatus.CANCELLED:
+        return job
+    if status.terminal:
+        return status
+    return msgspec.structs.replace(job, cancelled_at=now)
+
+
+def _updates(job: JobRecord, category: Category, until: float) -> list[dict[str, str]]:
+    """Status updates revealed by ``until``, spread evenly over the processing phase."""
+    messages = category.status_updates
+    if not messages or until < job.started_at:
+        return []
+    span = (job.finished_at - job.started_at) if math.isfinite(job.finished_at) else 60.0
+    step = span / len(messages)
+    revealed = []
+    for i, message in enumerate(messages):
+        at = job.started_at + i * step
+        if at > until:
+            break
+        revealed.append({"message": message, "timestamp": iso(at)})
+    return revealed
+
+
+def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
+    """The ``GET /agent/job/{id}`` body at ``now``, fields present per status (spec 1.4).
+
+    Always: ``success, jobId, threadId, status, prompt, createdAt, cancellable,
+    statusUpdates``. Once started: ``startedAt``. Completed: ``completedAt,
+    processingTime, response, richData, transactions``. Failed: ``completedAt,
+    error``. Cancelled: ``cancelledAt``.
+    """
+    status = status_of(job, now)
+    body: dict[str, Any] = {
+        "success": True,
+        "jobId": job.id,
+        "threadId": thread_of(job),
+        "status": status.value,
+        "prompt": job.prompt,
+        "createdAt": iso(job.created_at),
+        "cancellable": not status.terminal,
+    }
+    until = min(now, job.finished_at)
+    if status is JobStatus.CANCELLED:
+        assert job.cancelled_at is not None
+        until = job.cancelled_at
+    body["statusUpdates"] = _updates(job, category, until)
+    if until >= job.started_at:
+        body["startedAt"] = iso(job.started_at)
+    if status is JobStatus.COMPLETED:
+        body["completedAt"] = iso(job.finished_at)
+        body["processingTime"] = round((job.finished_at - job.created_at) * 1000)
+        body["response"] = category.responses[job.variant % len(category.responses)]
+        body["richData"] = list(category.rich_data)
+        body["transactions"] = list(category.transactions)
+    elif status is JobStatus.FAILED:
+        body["completedAt"] = iso(job.finished_at)
+        body["error"] = job.error or category.errors[job.variant % len(category.errors)]
+    elif status is JobStatus.CANCELLED:
+        body["cancelledAt"] = iso(job.cancelled_at)  # type: ignore[arg-type]
+    return body
+
+
+def cancel_body(job: JobRecord) -> dict[str, Any]:
+    """The ``POST .../cancel`` success body (spec 1.5) of a cancelled job."""
+    assert job.cancelled_at is not None
+    return {
+        "success": True,
+        "jobId": job.id,
+        "status": JobStatus.CANCELLED.value,
+        "prompt": job.prompt,
+        "createdAt": iso(job.created_at),
+        "cancelledAt": iso(job.cancelled_at),
+    }

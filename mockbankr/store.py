@@ -1,0 +1,112 @@
+"""Where job records live: the :class:`JobStore` protocol and the in-memory default.
+
+Records are immutable plain data (:class:`~mockbankr.jobs.JobRecord`), so a
+store only puts, gets and swaps them. Every change to a stored job (cancel,
+forced outcome) is a compare-and-set through :meth:`JobStore.replace`: the
+caller reads a record, computes the new one with a pure function, and the swap
+succeeds only if nobody changed the record in between. A Redis store implements
+the same four operations with ``SET NX``, ``GET`` and a compare-and-set script,
+and no change to the core.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Protocol, runtime_checkable
+
+from mockbankr.jobs import JobRecord
+
+__all__ = ["JobStore", "MemoryStore"]
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """The storage the simulator's core needs. All methods are atomic.
+
+    Example::
+
+        store = MemoryStore()
+        seq = await store.next_seq()
+        await store.add(job)
+    """
+
+    async def next_seq(self) -> int:
+        """A sequence number never handed out before (0, 1, 2, ... in one store)."""
+        ...
+
+    async def add(self, job: JobRecord) -> bool:
+        """Store a new job; ``False`` (and no change) if its id is taken."""
+        ...
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        """The job with this id, or ``None``."""
+        ...
+
+    async def replace(self, old: JobRecord, new: JobRecord) -> bool:
+        """Swap ``old`` for ``new`` only if the stored record still equals ``old``."""
+        ...
+
+    async def scan(
+        self, predicate: Callable[[JobRecord], bool], *, offset: int, limit: int
+    ) -> tuple[list[JobRecord], int]:
+        """Jobs in submission order matching ``predicate``: one page, and the total."""
+        ...
+
+    async def count(self) -> int:
+        """How many jobs are stored."""
+        ...
+
+    async def clear(self) -> None:
+        """Forget every job and restart the sequence."""
+        ...
+
+
+class MemoryStore:
+    """A dict in this process: the embedded default.
+
+    Example::
+
+        store = MemoryStore()
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, JobRecord] = {}
+        self._seq = itertools.count()
+
+    async def next_seq(self) -> int:
+        return next(self._seq)
+
+    async def add(self, job: JobRecord) -> bool:
+        if job.id in self._jobs:
+            return False
+        self._jobs[job.id] = job
+        return True
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        return self._jobs.get(job_id)
+
+    async def replace(self, old: JobRecord, new: JobRecord) -> bool:
+        if old.id != new.id or self._jobs.get(old.id) != old:
+            return False
+        self._jobs[new.id] = new
+        return True
+
+    async def scan(
+        self, predicate: Callable[[JobRecord], bool], *, offset: int, limit: int
+    ) -> tuple[list[JobRecord], int]:
+        matching: Iterable[JobRecord] = filter(predicate, self._jobs.values())
+        page: list[JobRecord] = []
+        total = 0
+        for job in matching:
+            if offset <= total < offset + limit:
+                page.append(job)
+            total += 1
+        return page, total
+
+    async def count(self) -> int:
+        return len(self._jobs)
+
+    async def clear(self) -> None:
+        self._jobs.clear()
+        self._seq = itertools.count()

@@ -1,0 +1,231 @@
+"""Test helpers for users' suites: an in-process environment and a live server.
+
+* :class:`MockbankrEnv` wires the reference client (``bankr_client``) to the app
+  in-process, on one shared :class:`~mockbankr.clock.VirtualClock`: a 300 s timeout
+  scenario takes milliseconds.
+* :class:`LiveServer` runs a real uvicorn on a free loopback port, for clients
+  in other languages (the official CLI and SDK).
+
+Example::
+
+    async with MockbankrEnv(seed=1) as env:
+        job = await env.client.prompt_and_wait("What is the price of ETH?")
+        assert job.status == "completed"
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import threading
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from mockbankr._asgi import AsyncClockTransport, SyncClockTransport
+from mockbankr.app import create_app
+from mockbankr.clock import DEFAULT_EPOCH, Clock, ScaledClock, VirtualClock
+from mockbankr.core import Simulator
+from mockbankr.errors import MockbankrError
+from mockbankr.settings import Settings
+from mockbankr.store import JobStore, MemoryStore
+
+if TYPE_CHECKING:
+    from bankr_client import AsyncBankrClient, BankrClient
+
+__all__ = [
+    "AsyncClockTransport",
+    "LiveServer",
+    "MockbankrEnv",
+    "SyncClockTransport",
+    "VirtualClock",
+]
+
+#: The base URL of in-process clients (never resolved: requests go to the app).
+IN_PROCESS_URL = "http://mockbankr.local"
+
+
+class MockbankrEnv:
+    """The simulator in-process on virtual time, with reference clients wired to it.
+
+    ``env.client`` is an ``AsyncBankrClient``, ``env.sync_client()`` builds a
+    ``BankrClient``; both share ``env.clock``. ``env.http`` is a raw
+    ``httpx.AsyncClient`` on the same transport. Usable as ``async with`` or
+    ``with`` (the latter for sync clients only).
+
+    Example::
+
+        with MockbankrEnv(seed=3) as env:
+            job = env.sync_client().prompt_and_wait("Swap 10 USDC for ETH")
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        settings: Settings | None = None,
+        api_key: str = "bk_test",
+        start: float = DEFAULT_EPOCH,
+        store: JobStore | None = None,
+        client_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.seed = seed
+        self.api_key = api_key
+        self.clock = VirtualClock(start)
+        self.store: JobStore = store or MemoryStore()
+        self.settings = settings or Settings(seed=seed)
+        self.app: Starlette = create_app(
+            self.settings, clock=self.clock, rng=random.Random(seed), store=self.store
+        )
+        self.transport = AsyncClockTransport(self.app, self.clock)
+        self.base_url = IN_PROCESS_URL
+        self.http = httpx.AsyncClient(transport=self.transport, base_url=self.base_url)
+        self._client_options = client_options or {}
+        self._sync_transport: SyncClockTransport | None = None
+        self._client: AsyncBankrClient | None = None
+
+    @property
+    def simulator(self) -> Simulator:
+        sim: Simulator = self.app.state.simulator
+        return sim
+
+    @property
+    def client(self) -> AsyncBankrClient:
+        """The async reference client on this environment (created on first use)."""
+        if self._client is None:
+            self._client = self.async_client()
+        return self._client
+
+    def async_client(self, **options: Any) -> AsyncBankrClient:
+        """A new ``AsyncBankrClient`` on the in-process app and the virtual clock."""
+        from bankr_client import AsyncBankrClient
+
+        kwargs = self._client_kwargs(options)
+        return AsyncBankrClient(transport=self.transport, **kwargs)
+
+    def sync_client(self, **options: Any) -> BankrClient:
+        """A new ``BankrClient`` on the in-process app and the virtual clock."""
+        from bankr_client import BankrClient
+
+        if self._sync_transport is None:
+            self._sync_transport = SyncClockTransport(self.app, self.clock)
+        kwargs = self._client_kwargs(options)
+        return BankrClient(transport=self._sync_transport, **kwargs)
+
+    def _client_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "base_url": self.base_url,
+            "clock": self.clock,
+            "rng": random.Random(self.seed),
+            **self._client_options,
+            **options,
+        }
+        if "auth" not in kwargs:
+            kwargs.setdefault("api_key", self.api_key)
+        return kwargs
+
+    def advance(self, seconds: float) -> None:
+        """Move simulated time forward."""
+        self.clock.advance(seconds)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+        await self.http.aclose()
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        if self._sync_transport is not None:
+            self._sync_transport.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close_sync()
+
+
+class LiveServer:
+    """A real uvicorn serving mockbankr on a free loopback port, in a thread.
+
+    Example::
+
+        with LiveServer(speed=50, seed=1) as server:
+            httpx.get(server.base_url + "/_health")
+    """
+
+    def __init__(
+        self,
+        *,
+        speed: float = 1.0,
+        seed: int = 0,
+        settings: Settings | None = None,
+        clock: Clock | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        self.clock: Clock = clock or ScaledClock(speed)
+        self.settings = settings or Settings(seed=seed, speed=speed)
+        self.store = MemoryStore()
+        self.app = create_app(
+            self.settings, clock=self.clock, rng=random.Random(seed), store=self.store
+        )
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((host, 0))
+        self.host, self.port = self._sock.getsockname()[:2]
+        self.base_url = f"http://{self.host}:{self.port}"
+        config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._run, name="mockbankr-live", daemon=True)
+
+    def _run(self) -> None:
+        asyncio.run(self._server.serve(sockets=[self._sock]))
+
+    def start(self) -> Self:
+        self._thread.start()
+        started = threading.Event()
+
+        def wait() -> None:
+            while not self._server.started and self._thread.is_alive():
+                started.wait(0.01)
+
+        wait()
+        if not self._server.started:
+            raise MockbankrError("mockbankr's live server failed to start")
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
