@@ -15,8 +15,8 @@ from typing import Any
 
 import msgspec
 
-from mockbankr.timing import Category
 from mockbankr.clock import iso
+from mockbankr.timing import Category
 
 __all__ = [
     "FOREVER",

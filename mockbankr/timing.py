@@ -18,7 +18,7 @@ import random
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import msgspec
 
@@ -31,6 +31,8 @@ __all__ = [
     "default_fixtures_dir",
     "load_timing",
 ]
+
+_T = TypeVar("_T")
 
 Distribution = Literal["uniform", "triangular", "lognormal"]
 
@@ -86,7 +88,7 @@ class Sample(msgspec.Struct, frozen=True):
 
 class _TableFile(msgspec.Struct, forbid_unknown_fields=True):
     default: str
-    categories: dict[str, Category]
+    categories: dict[str, dict[str, Any]]
 
 
 class TimingTable(msgspec.Struct, frozen=True):
@@ -143,23 +145,28 @@ def load_timing(fixtures_dir: Path | None = None) -> TimingTable:
 
 def parse_timing(raw: Mapping[str, Any], *, path: str = "<memory>") -> TimingTable:
     """Validate an already-parsed table (see :func:`load_timing`)."""
+    top = _convert(raw, _TableFile, path, prefix="")
+    categories: dict[str, Category] = {}
+    for name, row in top.categories.items():
+        category = _convert(row, Category, path, prefix=f"categories.{name}")
+        _check_category(name, category, path)
+        categories[name] = msgspec.structs.replace(
+            category, keywords=tuple(k.lower() for k in category.keywords)
+        )
+    if top.default not in categories:
+        raise FixtureError(
+            f"names no category (known: {', '.join(categories)})", path=path, key="default"
+        )
+    return TimingTable(default=top.default, categories=categories, path=path)
+
+
+def _convert(raw: Any, kind: type[_T], path: str, *, prefix: str) -> _T:
     try:
-        parsed = msgspec.convert(raw, _TableFile)
+        return msgspec.convert(raw, kind)
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at `$")
-        key = where.rstrip("`").lstrip(".") or None
-        raise FixtureError(message, path=path, key=key) from exc
-    for name, category in parsed.categories.items():
-        _check_category(name, category, path)
-    if parsed.default not in parsed.categories:
-        raise FixtureError(
-            f"names no category (known: {', '.join(parsed.categories)})", path=path, key="default"
-        )
-    categories = {
-        name: msgspec.structs.replace(c, keywords=tuple(k.lower() for k in c.keywords))
-        for name, c in parsed.categories.items()
-    }
-    return TimingTable(default=parsed.default, categories=categories, path=path)
+        key = ".".join(part for part in (prefix, where.rstrip("`").lstrip(".")) if part)
+        raise FixtureError(message, path=path, key=key or None) from exc
 
 
 def _check_category(name: str, c: Category, path: str) -> None:

@@ -1,0 +1,63 @@
+"""The routes table: every route answers in the wire error shape, never with a 5xx."""
+
+from __future__ import annotations
+
+import random
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from mockbankr import MemoryStore, Settings, VirtualClock, create_app
+
+
+def routes(app: Starlette) -> list[Route]:
+    return [route for route in app.routes if isinstance(route, Route)]
+
+
+def test_fixed_paths_come_before_parameterised_ones(app: Starlette) -> None:
+    paths = [route.path for route in routes(app)]
+    first_param = next(i for i, path in enumerate(paths) if "{" in path)
+    assert all("{" in path for path in paths[first_param:])
+
+
+@pytest.mark.parametrize("with_key", [False, True])
+def test_every_route_and_method_answers_without_a_server_error(
+    app: Starlette, http: httpx.Client, with_key: bool
+) -> None:
+    headers = {} if with_key else {"X-API-Key": ""}
+    for route in routes(app):
+        path = route.path.replace("{job_id}", "job_UNKNOWN")
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"]:
+            response = http.request(method, path, headers=headers, content=b"{}")
+            assert response.status_code < 500, (method, path)
+            if response.status_code >= 400:
+                assert set(response.json()) >= {"error", "message"}, (method, path)
+            allowed = method in (route.methods or set())
+            assert (response.status_code == 405) is (not allowed), (method, path)
+
+
+def test_create_app_builds_independent_apps() -> None:
+    clock = VirtualClock()
+    a = create_app(Settings(seed=1), clock=clock, rng=random.Random(1), store=MemoryStore())
+    b = create_app(Settings(seed=1), clock=clock, rng=random.Random(1), store=MemoryStore())
+    assert a.state.simulator is not b.state.simulator
+    assert a.state.simulator.store is not b.state.simulator.store
+
+
+def test_log_requests_writes_one_line_per_request(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mockbankr.testing import SyncClockTransport
+
+    app = create_app(Settings(log_requests=True), clock=clock, rng=random.Random(0),
+                     store=MemoryStore())
+    with httpx.Client(transport=SyncClockTransport(app, clock), base_url="http://m") as http:
+        caplog.set_level("INFO", logger="mockbankr")
+        http.get("/_health")
+        http.get("/nope")
+    lines = [r.getMessage() for r in caplog.records if r.name == "mockbankr"]
+    assert len(lines) == 2
+    assert "method=GET path=/_health status=200" in lines[0]
+    assert "path=/nope status=404" in lines[1]
