@@ -42,11 +42,21 @@ def test_a_prompt_of_exactly_10000_characters_is_accepted(http: httpx.Client) ->
     submit(http, "x" * 10_000)
 
 
-def test_job_fields_appear_per_status(http: httpx.Client, clock: VirtualClock, sim: Simulator) -> None:
+def test_job_fields_appear_per_status(
+    http: httpx.Client, clock: VirtualClock, sim: Simulator
+) -> None:
     job_id = submit(http, "Swap 10 USDC for ETH")["jobId"]
     record = sim.store._jobs[job_id]  # type: ignore[attr-defined]
-    always = {"success", "jobId", "threadId", "status", "prompt", "createdAt", "cancellable",
-              "statusUpdates"}
+    always = {
+        "success",
+        "jobId",
+        "threadId",
+        "status",
+        "prompt",
+        "createdAt",
+        "cancellable",
+        "statusUpdates",
+    }
 
     pending = http.get(f"/agent/job/{job_id}").json()
     assert set(pending) == always
@@ -63,15 +73,22 @@ def test_job_fields_appear_per_status(http: httpx.Client, clock: VirtualClock, s
     assert done["status"] == ("failed" if record.failed else "completed")
     assert done["cancellable"] is False
     if not record.failed:
-        assert set(done) == always | {"startedAt", "completedAt", "processingTime", "response",
-                                      "richData", "transactions"}
+        assert set(done) == always | {
+            "startedAt",
+            "completedAt",
+            "processingTime",
+            "response",
+            "richData",
+            "transactions",
+        }
         assert done["transactions"][0]["type"] == "swap"
         assert done["processingTime"] == round((record.finished_at - record.created_at) * 1000)
         assert len(done["statusUpdates"]) == 3
 
 
-def test_failed_job_is_200_with_error_and_completed_at(http: httpx.Client, sim: Simulator,
-                                                       clock: VirtualClock) -> None:
+def test_failed_job_is_200_with_error_and_completed_at(
+    http: httpx.Client, sim: Simulator, clock: VirtualClock
+) -> None:
     job_id = submit(http)["jobId"]
     record = sim.store._jobs[job_id]  # type: ignore[attr-defined]
     import msgspec
@@ -92,11 +109,22 @@ def test_processing_time_is_completed_minus_created_in_ms(clock: VirtualClock) -
     from mockbankr.jobs import JobRecord, job_body
     from mockbankr.timing import load_timing
 
-    job = JobRecord("job_X", "key:k", "p", None, "price", created_at=1736937000.0,
-                    started_at=1736937001.0, finished_at=1736937003.0)
+    job = JobRecord(
+        "job_X",
+        "key:k",
+        "p",
+        None,
+        "price",
+        created_at=1736937000.0,
+        started_at=1736937001.0,
+        finished_at=1736937003.0,
+    )
     body = job_body(job, load_timing()["price"], 1736937010.0)
     assert (body["createdAt"], body["completedAt"], body["processingTime"]) == (
-        "2025-01-15T10:30:00.000Z", "2025-01-15T10:30:03.000Z", 3000)
+        "2025-01-15T10:30:00.000Z",
+        "2025-01-15T10:30:03.000Z",
+        3000,
+    )
 
 
 def test_cancel_a_live_job_then_again(http: httpx.Client, clock: VirtualClock) -> None:
@@ -115,8 +143,9 @@ def test_cancel_a_live_job_then_again(http: httpx.Client, clock: VirtualClock) -
 
 
 @pytest.mark.parametrize("failed", [False, True])
-def test_cancel_a_finished_job_is_400(http: httpx.Client, sim: Simulator, clock: VirtualClock,
-                                      failed: bool) -> None:
+def test_cancel_a_finished_job_is_400(
+    http: httpx.Client, sim: Simulator, clock: VirtualClock, failed: bool
+) -> None:
     import msgspec
 
     job_id = submit(http)["jobId"]
@@ -134,17 +163,25 @@ def test_cancel_a_finished_job_is_400(http: httpx.Client, sim: Simulator, clock:
 def test_jobs_belong_to_their_key(http: httpx.Client) -> None:
     job_id = submit(http)["jobId"]
     other = {"X-API-Key": OTHER_KEY}
-    for response in (http.get(f"/agent/job/{job_id}", headers=other),
-                     http.post(f"/agent/job/{job_id}/cancel", headers=other)):
+    for response in (
+        http.get(f"/agent/job/{job_id}", headers=other),
+        http.post(f"/agent/job/{job_id}/cancel", headers=other),
+    ):
         assert response.status_code == 404
-        assert response.json() == {"error": "Job not found",
-                                    "message": f"No job found with ID {job_id}"}
+        assert response.json() == {
+            "error": "Job not found",
+            "message": f"No job found with ID {job_id}",
+        }
     assert http.get(f"/agent/job/{job_id}").json()["status"] == "pending"
 
 
 def test_restricted_keys(clock: VirtualClock) -> None:
-    app = create_app(Settings(api_keys=frozenset({"bk_good"})), clock=clock,
-                     rng=random.Random(0), store=MemoryStore())
+    app = create_app(
+        Settings(api_keys=frozenset({"bk_good"})),
+        clock=clock,
+        rng=random.Random(0),
+        store=MemoryStore(),
+    )
     with httpx.Client(transport=SyncClockTransport(app, clock), base_url="http://m") as http:
         ok = http.post("/agent/prompt", json={"prompt": PRICE}, headers={"X-API-Key": "bk_good"})
         bad = http.post("/agent/prompt", json={"prompt": PRICE}, headers={"X-API-Key": "bk_bad"})
@@ -163,8 +200,11 @@ def test_same_seed_same_prompts_give_the_same_jobs() -> None:
     def run() -> list[dict[str, Any]]:
         clock = VirtualClock()
         app = create_app(Settings(seed=9), clock=clock, rng=random.Random(9), store=MemoryStore())
-        with httpx.Client(transport=SyncClockTransport(app, clock), base_url="http://m",
-                          headers={"X-API-Key": "k"}) as http:
+        with httpx.Client(
+            transport=SyncClockTransport(app, clock),
+            base_url="http://m",
+            headers={"X-API-Key": "k"},
+        ) as http:
             ids = [submit(http, p)["jobId"] for p in [PRICE, "Swap 1 ETH", "Analyze ETH"]]
             clock.advance(60)
             return [http.get(f"/agent/job/{i}").json() for i in ids]
@@ -176,29 +216,100 @@ AUTH = {"X-API-Key": "bk_test"}
 JSON = {**AUTH, "Content-Type": "application/json"}
 BAD_INPUTS = [
     # (method, path, headers, content, status, error, message-substring)
-    ("POST", "/agent/prompt", {}, b'{"prompt":"hi"}', 401, "Authentication required",
-     "Please provide a valid API key"),
-    ("POST", "/agent/prompt", {"X-API-Key": "  "}, b'{"prompt":"hi"}', 401,
-     "Authentication required", "valid API key"),
+    (
+        "POST",
+        "/agent/prompt",
+        {},
+        b'{"prompt":"hi"}',
+        401,
+        "Authentication required",
+        "Please provide a valid API key",
+    ),
+    (
+        "POST",
+        "/agent/prompt",
+        {"X-API-Key": "  "},
+        b'{"prompt":"hi"}',
+        401,
+        "Authentication required",
+        "valid API key",
+    ),
     ("POST", "/agent/prompt", JSON, b"{", 400, "Invalid request", "malformed JSON"),
-    ("POST", "/agent/prompt", JSON, b"", 400, "Invalid request",
-     "Request body must include a prompt"),
+    (
+        "POST",
+        "/agent/prompt",
+        JSON,
+        b"",
+        400,
+        "Invalid request",
+        "Request body must include a prompt",
+    ),
     ("POST", "/agent/prompt", JSON, b'["prompt"]', 400, "Invalid request", "not an object"),
     ("POST", "/agent/prompt", JSON, b'"hi"', 400, "Invalid request", "not an object"),
-    ("POST", "/agent/prompt", JSON, b"{}", 400, "Invalid request",
-     "Request body must include a prompt"),
-    ("POST", "/agent/prompt", JSON, b'{"prompt": 42}', 400, "Invalid request",
-     "Request body must include a prompt"),
-    ("POST", "/agent/prompt", JSON, b'{"prompt": null}', 400, "Invalid request",
-     "must include a prompt"),
-    ("POST", "/agent/prompt", JSON, b'{"prompt": "   "}', 400, "Invalid request",
-     "must include a prompt"),
-    ("POST", "/agent/prompt", JSON, b'{"prompt": "hi", "threadId": 7}', 400, "Invalid request",
-     "threadId must be a string"),
-    ("POST", "/agent/prompt", JSON, b'{"prompt": "' + b"x" * 10_001 + b'"}', 400,
-     "Prompt too long", "Prompt must be 10,000 characters or less"),
+    (
+        "POST",
+        "/agent/prompt",
+        JSON,
+        b"{}",
+        400,
+        "Invalid request",
+        "Request body must include a prompt",
+    ),
+    (
+        "POST",
+        "/agent/prompt",
+        JSON,
+        b'{"prompt": 42}',
+        400,
+        "Invalid request",
+        "Request body must include a prompt",
+    ),
+    (
+        "POST",
+        "/agent/prompt",
+        JSON,
+        b'{"prompt": null}',
+        400,
+        "Invalid request",
+        "must include a prompt",
+    ),
+    (
+        "POST",
+        "/agent/prompt",
+        JSON,
+        b'{"prompt": "   "}',
+        400,
+        "Invalid request",
+        "must include a prompt",
+    ),
+    (
+        "POST",
+        "/agent/prompt",
+        JSON,
+        b'{"prompt": "hi", "threadId": 7}',
+        400,
+        "Invalid request",
+        "threadId must be a string",
+    ),
+    (
+        "POST",
+        "/agent/prompt",
+        JSON,
+        b'{"prompt": "' + b"x" * 10_001 + b'"}',
+        400,
+        "Prompt too long",
+        "Prompt must be 10,000 characters or less",
+    ),
     ("POST", "/agent/prompt", JSON, b"\xff\xfe", 400, "Invalid request", "malformed JSON"),
-    ("GET", "/agent/job/job_NOPE", AUTH, b"", 404, "Job not found", "No job found with ID job_NOPE"),
+    (
+        "GET",
+        "/agent/job/job_NOPE",
+        AUTH,
+        b"",
+        404,
+        "Job not found",
+        "No job found with ID job_NOPE",
+    ),
     ("GET", "/agent/job/job_NOPE", {}, b"", 401, "Authentication required", "valid API key"),
     ("GET", "/agent/job/", AUTH, b"", 400, "Job ID required", "Please provide a job ID"),
     ("GET", "/agent/job", AUTH, b"", 400, "Job ID required", "Please provide a job ID"),
@@ -215,8 +326,16 @@ BAD_INPUTS = [
     ("method", "path", "headers", "content", "status", "error", "message"), BAD_INPUTS
 )
 def test_bad_input_gets_the_documented_error_and_changes_nothing(
-    http: httpx.Client, sim: Simulator, clock: VirtualClock, method: str, path: str,
-    headers: dict[str, str], content: bytes, status: int, error: str, message: str,
+    http: httpx.Client,
+    sim: Simulator,
+    clock: VirtualClock,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    content: bytes,
+    status: int,
+    error: str,
+    message: str,
 ) -> None:
     job_id = submit(http)["jobId"]
     before = dict(sim.store._jobs)  # type: ignore[attr-defined]

@@ -51,8 +51,9 @@ def test_log_requests_writes_one_line_per_request(
 ) -> None:
     from mockbankr.testing import SyncClockTransport
 
-    app = create_app(Settings(log_requests=True), clock=clock, rng=random.Random(0),
-                     store=MemoryStore())
+    app = create_app(
+        Settings(log_requests=True), clock=clock, rng=random.Random(0), store=MemoryStore()
+    )
     with httpx.Client(transport=SyncClockTransport(app, clock), base_url="http://m") as http:
         caplog.set_level("INFO", logger="mockbankr")
         http.get("/_health")

@@ -31,8 +31,9 @@ def test_bad_values_exit_non_zero_with_a_clear_error(
 
 
 def test_invalid_fixtures_are_reported_with_file_and_key(tmp_path: Path) -> None:
-    (tmp_path / "timing.toml").write_text('default = "x"\n[categories.x]\nrange = [3, 1]\n'
-                                          'responses = ["ok"]\n', encoding="utf-8")
+    (tmp_path / "timing.toml").write_text(
+        'default = "x"\n[categories.x]\nrange = [3, 1]\nresponses = ["ok"]\n', encoding="utf-8"
+    )
     result = CliRunner().invoke(main, ["serve", "--fixtures", str(tmp_path)])
     assert result.exit_code == 1
     assert "timing.toml: categories.x.range" in result.output
@@ -51,9 +52,14 @@ def test_a_port_in_use_is_a_clear_error() -> None:
 def test_help_explains_every_flag_and_its_environment_variable() -> None:
     result = CliRunner().invoke(main, ["serve", "--help"])
     assert result.exit_code == 0
-    for flag, env in [("--host", "MOCKBANKR_HOST"), ("--port", "MOCKBANKR_PORT"),
-                      ("--speed", "MOCKBANKR_SPEED"), ("--seed", "MOCKBANKR_SEED"),
-                      ("--fixtures", "MOCKBANKR_FIXTURES"), ("--api-key", "MOCKBANKR_API_KEY"),
-                      ("--log-requests", "MOCKBANKR_LOG_REQUESTS")]:
+    for flag, env in [
+        ("--host", "MOCKBANKR_HOST"),
+        ("--port", "MOCKBANKR_PORT"),
+        ("--speed", "MOCKBANKR_SPEED"),
+        ("--seed", "MOCKBANKR_SEED"),
+        ("--fixtures", "MOCKBANKR_FIXTURES"),
+        ("--api-key", "MOCKBANKR_API_KEY"),
+        ("--log-requests", "MOCKBANKR_LOG_REQUESTS"),
+    ]:
         assert flag in result.output
         assert env in result.output

@@ -17,8 +17,13 @@ from mockbankr.testing import SyncClockTransport
 
 ORDER = {"pending": 0, "processing": 1, "completed": 2, "failed": 2, "cancelled": 2}
 TERMINAL = {"completed", "failed", "cancelled"}
-PROMPTS = ["What is the price of ETH?", "Check my balance", "Swap 5 USDC for ETH",
-           "Analyze ETH sentiment", "hello"]
+PROMPTS = [
+    "What is the price of ETH?",
+    "Check my balance",
+    "Swap 5 USDC for ETH",
+    "Analyze ETH sentiment",
+    "hello",
+]
 
 
 class JobLifecycle(RuleBasedStateMachine):
@@ -30,8 +35,11 @@ class JobLifecycle(RuleBasedStateMachine):
         self.store = MemoryStore()
         app = create_app(Settings(seed=3), clock=self.clock, rng=random.Random(3), store=self.store)
         self.sim: Simulator = app.state.simulator
-        self.http = httpx.Client(transport=SyncClockTransport(app, self.clock),
-                                 base_url="http://m", headers={"X-API-Key": "bk_model"})
+        self.http = httpx.Client(
+            transport=SyncClockTransport(app, self.clock),
+            base_url="http://m",
+            headers={"X-API-Key": "bk_model"},
+        )
         # The model: job id -> its schedule, and the cancel time the model expects.
         self.model: dict[str, dict[str, Any]] = {}
         self.seen: dict[str, str] = {}
@@ -57,8 +65,12 @@ class JobLifecycle(RuleBasedStateMachine):
         job_id: str = response.json()["jobId"]
         record = asyncio.run(self.store.get(job_id))
         assert record is not None
-        self.model[job_id] = {"started_at": record.started_at, "finished_at": record.finished_at,
-                              "failed": record.failed, "cancelled_at": None}
+        self.model[job_id] = {
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "failed": record.failed,
+            "cancelled_at": None,
+        }
         return job_id
 
     @rule(dt=st.floats(min_value=0.0, max_value=12.0, allow_nan=False))
@@ -116,6 +128,5 @@ class JobLifecycle(RuleBasedStateMachine):
             self.check(job_id)
 
 
-JobLifecycle.TestCase.settings = settings(max_examples=60, stateful_step_count=25,
-                                          deadline=None)
+JobLifecycle.TestCase.settings = settings(max_examples=60, stateful_step_count=25, deadline=None)
 TestJobLifecycle = JobLifecycle.TestCase

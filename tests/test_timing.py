@@ -13,7 +13,12 @@ from mockbankr.timing import load_timing, parse_timing
 
 TABLE = load_timing()
 
-SEED_TABLE = {"price": (2.0, 5.0), "balance": (2.0, 5.0), "swap": (5.0, 15.0), "analysis": (10.0, 30.0)}
+SEED_TABLE = {
+    "price": (2.0, 5.0),
+    "balance": (2.0, 5.0),
+    "swap": (5.0, 15.0),
+    "analysis": (10.0, 30.0),
+}
 
 
 def test_built_in_table_has_the_seed_categories_and_ranges() -> None:
@@ -40,8 +45,14 @@ def test_swap_outcome_is_the_sdk_swap_shape_on_base() -> None:
     assert tx["type"] == "swap"
     assert tx["metadata"]["transaction"]["chainId"] == 8453
     assert set(tx["metadata"]["__ORIGINAL_TX_DATA__"]) >= {
-        "chain", "humanReadableMessage", "inputTokenAddress", "inputTokenAmount",
-        "inputTokenTicker", "outputTokenAddress", "outputTokenTicker", "receiver",
+        "chain",
+        "humanReadableMessage",
+        "inputTokenAddress",
+        "inputTokenAmount",
+        "inputTokenTicker",
+        "outputTokenAddress",
+        "outputTokenTicker",
+        "receiver",
     }
     assert {item["type"] for item in TABLE["analysis"].rich_data} <= {"chart", "social-card"}
 
@@ -92,7 +103,9 @@ def _table(**category: Any) -> dict[str, Any]:
         ({"default": "missing", "categories": _table()["categories"]}, "default", "names no"),
     ],
 )
-def test_invalid_tables_name_the_file_and_the_key(raw: dict[str, Any], key: str | None, text: str) -> None:
+def test_invalid_tables_name_the_file_and_the_key(
+    raw: dict[str, Any], key: str | None, text: str
+) -> None:
     with pytest.raises(FixtureError) as caught:
         parse_timing(raw, path="my/timing.toml")
     assert caught.value.path == "my/timing.toml"
