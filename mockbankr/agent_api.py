@@ -15,6 +15,7 @@ from starlette.responses import Response
 from mockbankr import wire
 from mockbankr.core import Simulator
 from mockbankr.jobs import cancel_body, thread_of
+from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
 __all__ = ["AgentApi", "parse_prompt_body"]
@@ -61,16 +62,21 @@ class AgentApi:
         Route("/agent/prompt", api.prompt, methods=["POST"])
     """
 
-    def __init__(self, sim: Simulator, *, api_keys: frozenset[str]) -> None:
+    def __init__(
+        self, sim: Simulator, *, api_keys: frozenset[str], limit: DailyLimit | None = None
+    ) -> None:
         self._sim = sim
         self._keys = api_keys
+        self._limit = limit
 
     def owner(self, request: Request) -> str:
         """The owner id of the caller's key, or the documented 401."""
         key = request.headers.get("x-api-key", "").strip()
         if not key or (self._keys and key not in self._keys):
             raise wire.auth_required()
-        return "key:" + key
+        owner = "key:" + key
+        request.state.owner = key
+        return owner
 
     async def health(self, request: Request) -> Response:
         # Public, as a load balancer's check; a key that is sent must be valid,
@@ -82,7 +88,12 @@ class AgentApi:
     async def prompt(self, request: Request) -> Response:
         owner = self.owner(request)
         prompt, thread_id = parse_prompt_body(await read_json_object(request))
-        job = await self._sim.submit(prompt, owner=owner, thread_id=thread_id)
+        if self._limit is not None:
+            self._limit.take(owner, self._sim.clock.now())
+        job = await self._sim.submit(
+            prompt, owner=owner, thread_id=thread_id, shape=request.scope["state"].get("job_shape")
+        )
+        request.state.job_id = job.id
         return JSONResponse(
             {
                 "success": True,
@@ -96,8 +107,7 @@ class AgentApi:
 
     async def job(self, request: Request) -> Response:
         owner = self.owner(request)
-        job = await self._sim.get(self._job_id(request), owner=owner)
-        return JSONResponse(self._sim.body(job))
+        return JSONResponse(await self._sim.poll(self._job_id(request), owner=owner))
 
     async def cancel(self, request: Request) -> Response:
         owner = self.owner(request)
@@ -113,4 +123,5 @@ class AgentApi:
         job_id: str = request.path_params["job_id"].strip()
         if not job_id:
             raise wire.job_id_required()
+        request.state.job_id = job_id
         return job_id

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import logging
 import random
-import time
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockbankr import wire
 from mockbankr.agent_api import AgentApi
 from mockbankr.clock import Clock
+from mockbankr.control import ControlApi
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError
+from mockbankr.journal import Journal
+from mockbankr.limits import DailyLimit
+from mockbankr.rules import RuleSet
 from mockbankr.settings import Settings
+from mockbankr.steering import SteeringMiddleware
 from mockbankr.store import JobStore
 from mockbankr.timing import TimingTable, load_timing
 from mockbankr.wire import JSONResponse
@@ -35,15 +37,28 @@ __all__ = ["build_routes", "create_app"]
 logger = logging.getLogger("mockbankr")
 
 
-def build_routes(agent: AgentApi) -> list[BaseRoute]:
+def build_routes(agent: AgentApi, control: ControlApi) -> list[BaseRoute]:
     """Every route of the server, fixed paths before parameterised ones."""
+    c = control.guard
     return [
         Route("/_health", agent.health, methods=["GET"]),
         Route("/agent/prompt", agent.prompt, methods=["POST"]),
         Route("/agent/job", agent.job_id_missing, methods=["GET"]),
         Route("/agent/job/", agent.job_id_missing, methods=["GET"]),
+        Route("/__mock/clock", c(control.get_clock), methods=["GET"]),
+        Route("/__mock/clock", c(control.set_clock), methods=["POST"]),
+        Route("/__mock/jobs", c(control.list_jobs), methods=["GET"]),
+        Route("/__mock/rules", c(control.list_rules), methods=["GET"]),
+        Route("/__mock/rules", c(control.add_rule), methods=["POST"]),
+        Route("/__mock/rules", c(control.clear_rules), methods=["DELETE"]),
+        Route("/__mock/journal", c(control.get_journal), methods=["GET"]),
+        Route("/__mock/journal", c(control.clear_journal), methods=["DELETE"]),
+        Route("/__mock/reset", c(control.reset), methods=["POST"]),
         Route("/agent/job/{job_id}", agent.job, methods=["GET"]),
         Route("/agent/job/{job_id}/cancel", agent.cancel, methods=["POST"]),
+        Route("/__mock/jobs/{job_id}", c(control.get_job), methods=["GET"]),
+        Route("/__mock/jobs/{job_id}/outcome", c(control.force_outcome), methods=["POST"]),
+        Route("/__mock/rules/{rule_id}", c(control.delete_rule), methods=["DELETE"]),
     ]
 
 
@@ -72,38 +87,6 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     )
 
 
-class _RequestLog:
-    """One structured log line per request: method, path, status, latency."""
-
-    def __init__(self, app: ASGIApp, clock: Clock) -> None:
-        self.app = app
-        self.clock = clock
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()  # instrumentation only, never logic
-        status: dict[str, Any] = {}
-
-        async def send_status(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            logger.info(
-                "request method=%s path=%s status=%s sim_time=%.3f latency_ms=%.2f",
-                scope["method"],
-                scope["path"],
-                status.get("code", "-"),
-                self.clock.now(),
-                (time.perf_counter() - started) * 1000,
-            )
-
-
 def create_app(
     settings: Settings,
     *,
@@ -117,18 +100,38 @@ def create_app(
     ``table`` defaults to the timing table in ``settings.fixtures`` (or the
     built-in one). The simulator is reachable as ``app.state.simulator``.
     """
-    sim = Simulator(table or load_timing(settings.fixtures), clock=clock, rng=rng, store=store)
-    agent = AgentApi(sim, api_keys=settings.api_keys)
+    table = table or load_timing(settings.fixtures)
+    sim = Simulator(table, clock=clock, rng=rng, store=store)
+    limit = DailyLimit(settings.daily_limit) if settings.daily_limit else None
+    agent = AgentApi(sim, api_keys=settings.api_keys, limit=limit)
+    rules = RuleSet(random.Random(rng.getrandbits(64)), list(settings.rules))
+    journal = Journal(settings.journal_size)
+
+    async def clear_limits() -> None:
+        if limit is not None:
+            limit.clear()
+
+    control = ControlApi(
+        sim, rules, journal, admin_token=settings.admin_token, reset_hooks=[clear_limits]
+    )
     app = Starlette(
-        routes=build_routes(agent),
+        routes=build_routes(agent, control),
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,
             Exception: _server_error,
         },
     )
+    app.add_middleware(
+        SteeringMiddleware,
+        rules=rules,
+        journal=journal,
+        clock=clock,
+        table=table,
+        log_requests=settings.log_requests,
+    )
     app.state.simulator = sim
     app.state.settings = settings
-    if settings.log_requests:
-        app.add_middleware(_RequestLog, clock=clock)
+    app.state.rules = rules
+    app.state.journal = journal
     return app

@@ -22,7 +22,16 @@ import itertools
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["DEFAULT_EPOCH", "Clock", "RealClock", "ScaledClock", "VirtualClock", "iso"]
+__all__ = [
+    "DEFAULT_EPOCH",
+    "Clock",
+    "RealClock",
+    "ScaledClock",
+    "VirtualClock",
+    "iso",
+    "perf_seconds",
+    "wall_time",
+]
 
 #: Where a :class:`VirtualClock` starts by default: 2025-01-15T10:30:00Z, the
 #: instant of the Bankr docs' example job. A fixed start keeps output deterministic.
@@ -106,6 +115,12 @@ class ScaledClock:
 
     def now(self) -> float:
         return self._sim0 + (time.monotonic() - self._wall0) * self._speed
+
+    def advance(self, seconds: float) -> None:
+        """Jump simulated time forward by ``seconds``; it keeps running at the same speed."""
+        if seconds < 0:
+            raise ValueError(f"cannot move a clock backwards ({seconds!r} s)")
+        self._sim0 += seconds
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds) / self._speed)
@@ -221,3 +236,13 @@ def iso(t: float) -> str:
     ms = round(t * 1000)
     stamp = _dt.datetime.fromtimestamp(ms // 1000, tz=_dt.UTC)
     return f"{stamp:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
+
+
+def wall_time() -> float:
+    """Wall-clock unix seconds, for journals and logs only (never for simulated logic)."""
+    return time.time()
+
+
+def perf_seconds() -> float:
+    """A monotonic high-resolution counter, for measuring latency only."""
+    return time.perf_counter()

@@ -10,11 +10,22 @@ import random
 import sys
 from typing import Any
 
+import msgspec
+
 from mockbankr import wire
 from mockbankr.clock import Clock
-from mockbankr.jobs import JobRecord, JobStatus, cancelled, job_body, status_of
+from mockbankr.jobs import (
+    FOREVER,
+    JobFault,
+    JobRecord,
+    JobStatus,
+    cancelled,
+    job_body,
+    status_of,
+)
+from mockbankr.rules import JobShape
 from mockbankr.store import JobStore
-from mockbankr.timing import TimingTable
+from mockbankr.timing import Sample, TimingTable
 
 __all__ = ["Simulator"]
 
@@ -51,16 +62,35 @@ class Simulator:
         """The random stream of the ``seq``-th job: a function of the seed and ``seq`` only."""
         return random.Random(self._base_seed ^ (seq * 0x9E3779B97F4A7C15))
 
-    async def submit(self, prompt: str, *, owner: str, thread_id: str | None = None) -> JobRecord:
-        """Create a job: classify the prompt, sample its schedule and store it."""
+    async def submit(
+        self,
+        prompt: str,
+        *,
+        owner: str,
+        thread_id: str | None = None,
+        shape: JobShape | None = None,
+    ) -> JobRecord:
+        """Create a job: classify the prompt, sample its schedule and store it.
+
+        ``shape`` (from a ``job`` rule) overrides the category, the latency or
+        the outcome, after sampling, so a shaped job draws the same random
+        stream as an unshaped one.
+        """
         now = self.clock.now()
         seq = await self.store.next_seq()
         rng = self.job_rng(seq)
         category = self.table.classify(prompt)
+        if shape is not None and shape.category is not None:
+            if shape.category not in self.table.categories:
+                raise wire.invalid_json(f"unknown category {shape.category!r} in a job rule")
+            category = shape.category
         sample = self.table[category].sample(rng)
-        while True:
-            job = JobRecord(
-                id=_random_id(rng, "job_"),
+        job_id = _random_id(rng, "job_")
+        while await self.store.get(job_id) is not None:
+            job_id = _random_id(rng, "job_")
+        job = _shaped(
+            JobRecord(
+                id=job_id,
                 owner=sys.intern(owner),
                 prompt=prompt,
                 thread_id=thread_id,
@@ -70,16 +100,41 @@ class Simulator:
                 finished_at=now + sample.total,
                 failed=sample.failed,
                 variant=sample.variant,
-            )
-            if await self.store.add(job):
-                return job
+            ),
+            sample,
+            shape,
+        )
+        if not await self.store.add(job):
+            raise wire.server_error("job id collision")  # pragma: no cover
+        return job
 
     async def get(self, job_id: str, *, owner: str) -> JobRecord:
-        """The caller's job; a missing or foreign job is the same 404."""
+        """The caller's job; a missing, foreign or vanished job is the same 404."""
         job = await self.store.get(job_id)
-        if job is None or job.owner != owner:
+        if job is None or job.owner != owner or self._vanished(job):
             raise wire.job_not_found(job_id)
         return job
+
+    def _vanished(self, job: JobRecord) -> bool:
+        fault = job.fault
+        return fault is not None and fault.kind == "vanish" and self.clock.now() >= fault.at
+
+    async def poll(self, job_id: str, *, owner: str) -> dict[str, Any]:
+        """The status body of the caller's job now (what ``GET .../job/{id}`` answers).
+
+        A ``regress`` fault answers one poll during processing as if pending, once.
+        """
+        job = await self.get(job_id, owner=owner)
+        fault = job.fault
+        if (
+            fault is not None
+            and fault.kind == "regress"
+            and self.status(job) is JobStatus.PROCESSING
+        ):
+            healed = msgspec.structs.replace(job, fault=None)
+            if await self.store.replace(job, healed):
+                return job_body(job, self.table[job.category], job.started_at - 1e-3)
+        return self.body(job)
 
     async def cancel(self, job_id: str, *, owner: str) -> JobRecord:
         """Cancel a pending or processing job (idempotent for a cancelled one).
@@ -103,3 +158,26 @@ class Simulator:
     def body(self, job: JobRecord) -> dict[str, Any]:
         """The job's status body now."""
         return job_body(job, self.table[job.category], self.clock.now())
+
+
+def _shaped(job: JobRecord, sample: Sample, shape: JobShape | None) -> JobRecord:
+    """Apply a ``job`` rule's overrides to a freshly sampled record."""
+    if shape is None:
+        return job
+    changes: dict[str, Any] = {}
+    if shape.latency is not None:
+        total = shape.latency
+        changes["finished_at"] = job.created_at + total
+        changes["started_at"] = job.created_at + min(sample.pending, total / 2)
+    outcome = shape.outcome
+    if outcome == "completed":
+        changes.update(failed=False, variant=0)
+    elif outcome == "failed":
+        changes.update(failed=True, variant=0, error=shape.error)
+    elif outcome == "stuck":
+        changes["finished_at"] = FOREVER
+    elif outcome == "regress":
+        changes["fault"] = JobFault("regress")
+    elif outcome == "vanish":
+        changes["fault"] = JobFault("vanish", at=job.created_at + (shape.after or 0.0))
+    return msgspec.structs.replace(job, **changes) if changes else job

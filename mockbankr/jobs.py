@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import math
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -20,10 +20,12 @@ from mockbankr.timing import Category
 
 __all__ = [
     "FOREVER",
+    "JobFault",
     "JobRecord",
     "JobStatus",
     "cancel_body",
     "cancelled",
+    "forced",
     "job_body",
     "status_of",
     "thread_of",
@@ -55,13 +57,25 @@ class JobStatus(enum.StrEnum):
 _TERMINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+class JobFault(msgspec.Struct, frozen=True, gc=False):
+    """A lifecycle fault injected by a rule.
+
+    ``regress``: the first poll during processing answers ``pending`` once more.
+    ``vanish``: from simulated time ``at`` on, the job answers 404.
+    """
+
+    kind: Literal["regress", "vanish"]
+    at: float = 0.0
+
+
 class JobRecord(msgspec.Struct, frozen=True, gc=False):
     """Everything stored for one job: plain data, about 200 bytes.
 
     Times are simulated unix seconds. ``thread_id`` is ``None`` when the job
     started its own thread, whose id is then derived from the job id (see
     :func:`thread_of`), which saves storing it. ``error`` overrides the
-    category's error text for a forced failure.
+    category's error text for a forced failure; ``fault`` is a rule's lifecycle
+    fault. ``finished_at`` is :data:`FOREVER` for a job stuck in processing.
 
     Example::
 
@@ -82,6 +96,7 @@ class JobRecord(msgspec.Struct, frozen=True, gc=False):
     variant: int = 0
     error: str | None = None
     cancelled_at: float | None = None
+    fault: JobFault | None = None
 
 
 def thread_of(job: JobRecord) -> str:
@@ -118,6 +133,29 @@ def cancelled(job: JobRecord, now: float) -> JobRecord | JobStatus:
     if status.terminal:
         return status
     return msgspec.structs.replace(job, cancelled_at=now)
+
+
+def forced(
+    job: JobRecord,
+    now: float,
+    *,
+    outcome: Literal["completed", "failed"] | None = None,
+    error: str | None = None,
+    finish_at: float | None = None,
+) -> JobRecord | JobStatus:
+    """The record with a forced outcome and/or finish time, or the terminal status
+    that prevents it (only a job that has not finished can be steered).
+    """
+    status = status_of(job, now)
+    if status.terminal:
+        return status
+    changes: dict[str, Any] = {}
+    if outcome is not None:
+        changes.update(failed=outcome == "failed", variant=0, error=error)
+    if finish_at is not None:
+        finish_at = max(finish_at, now)
+        changes.update(finished_at=finish_at, started_at=min(job.started_at, finish_at))
+    return msgspec.structs.replace(job, **changes)
 
 
 def _updates(job: JobRecord, category: Category, until: float) -> list[dict[str, str]]:

@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 
 from mockbankr.errors import ConfigError
+from mockbankr.rules import Rule
 
 __all__ = ["Settings"]
 
@@ -36,6 +37,14 @@ class Settings:
     api_keys: frozenset[str] = frozenset()
     #: Log one structured line per request to the ``mockbankr`` logger.
     log_requests: bool = False
+    #: How many requests the journal keeps (a ring buffer).
+    journal_size: int = 10_000
+    #: Required as ``Authorization: Bearer`` on ``/__mock/*``; ``None`` = loopback only.
+    admin_token: str | None = None
+    #: Prompts per key per rolling 24 simulated hours; ``None`` = unlimited.
+    daily_limit: int | None = None
+    #: Fault rules the server starts with (and returns to on reset).
+    rules: tuple[Rule, ...] = ()
 
     def __post_init__(self) -> None:
         if not (isinstance(self.port, int) and 0 <= self.port <= 65535):
@@ -44,6 +53,12 @@ class Settings:
             raise ConfigError(f"speed must be a positive number, got {self.speed!r}")
         if not self.host:
             raise ConfigError("host must not be empty")
+        if not (isinstance(self.journal_size, int) and self.journal_size >= 1):
+            raise ConfigError(f"journal size must be >= 1, got {self.journal_size!r}")
+        if self.daily_limit is not None and self.daily_limit < 1:
+            raise ConfigError(f"daily limit must be >= 1, got {self.daily_limit!r}")
+        if self.admin_token is not None and len(self.admin_token) < 8:
+            raise ConfigError("the admin token must be at least 8 characters")
         for key in self.api_keys:
             if not key or key != key.strip():
                 raise ConfigError(f"API keys must be non-empty without spaces around, got {key!r}")

@@ -27,6 +27,7 @@ __all__ = [
     "method_not_allowed",
     "prompt_too_long",
     "route_not_found",
+    "server_error",
 ]
 
 #: The documented maximum prompt length, in characters.
@@ -79,6 +80,10 @@ def already_finished(job_id: str, status: str) -> ApiError:
     return ApiError(
         400, f"Job already {status}", f"Job {job_id} is already {status} and cannot be cancelled"
     )
+
+
+def server_error(detail: str) -> ApiError:
+    return ApiError(500, "Internal server error", detail)
 
 
 def route_not_found(method: str, path: str) -> ApiError:

@@ -1,0 +1,315 @@
+"""The control plane, ``/__mock/*``: steer the clock, jobs and rules; read the journal.
+
+It answers only callers on loopback, unless an admin token is configured; then
+it requires ``Authorization: Bearer <token>`` from every caller, loopback included.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mockbankr.agent_api import read_json_object
+from mockbankr.clock import ScaledClock, VirtualClock, iso
+from mockbankr.core import Simulator
+from mockbankr.errors import ApiError, ConfigError
+from mockbankr.jobs import FOREVER, JobRecord, JobStatus, forced, job_body, status_of
+from mockbankr.journal import Journal
+from mockbankr.rules import RuleSet, parse_rule
+from mockbankr.wire import JSONResponse
+
+__all__ = ["ControlApi", "is_loopback"]
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError(400, "Invalid request", message)
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether a peer address is on this machine."""
+    if not host:
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _int_param(request: Request, name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise _bad(f"{name} must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise _bad(f"{name} must be within {lo}..{hi}, got {value}")
+    return value
+
+
+def _number(data: dict[str, Any], key: str) -> float | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _bad(f"{key} must be a number, got {value!r}")
+    return float(value)
+
+
+class ControlApi:
+    """The ``/__mock/*`` endpoints.
+
+    ``reset_hooks`` are extra callables run by ``POST /__mock/reset`` (the
+    ledger and the daily-limit counters register theirs).
+
+    Example::
+
+        control = ControlApi(sim, rules, journal, admin_token=None)
+        Route("/__mock/clock", control.guard(control.get_clock), methods=["GET"])
+    """
+
+    def __init__(
+        self,
+        sim: Simulator,
+        rules: RuleSet,
+        journal: Journal,
+        *,
+        admin_token: str | None,
+        reset_hooks: list[Callable[[], Awaitable[None]]] | None = None,
+    ) -> None:
+        self.sim = sim
+        self.rules = rules
+        self.journal = journal
+        self.admin_token = admin_token
+        self.reset_hooks = list(reset_hooks or [])
+
+    def guard(self, endpoint: Endpoint) -> Endpoint:
+        """Wrap an endpoint with the loopback / admin-token check."""
+
+        async def guarded(request: Request) -> Response:
+            self._authorize(request)
+            return await endpoint(request)
+
+        guarded.__name__ = endpoint.__name__
+        return guarded
+
+    def _authorize(self, request: Request) -> None:
+        if self.admin_token is None:
+            host = request.client.host if request.client else None
+            if not is_loopback(host):
+                raise ApiError(
+                    403,
+                    "Forbidden",
+                    "The control plane answers only on loopback; start mockbankr with"
+                    " --admin-token to steer it from elsewhere",
+                )
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(
+            token.strip().encode(), self.admin_token.encode()
+        ):
+            raise ApiError(
+                401,
+                "Authentication required",
+                "The control plane needs Authorization: Bearer <admin token>",
+            )
+
+    # -- clock ----------------------------------------------------------------
+
+    def _clock_json(self) -> dict[str, Any]:
+        clock = self.sim.clock
+        kind = (
+            "virtual"
+            if isinstance(clock, VirtualClock)
+            else "scaled"
+            if isinstance(clock, ScaledClock)
+            else "real"
+        )
+        speed = (
+            clock.speed if isinstance(clock, ScaledClock) else None if kind == "virtual" else 1.0
+        )
+        now = clock.now()
+        return {"now": iso(now), "unix": now, "kind": kind, "speed": speed}
+
+    async def get_clock(self, request: Request) -> Response:
+        return JSONResponse(self._clock_json())
+
+    async def set_clock(self, request: Request) -> Response:
+        data = await read_json_object(request)
+        unknown = set(data) - {"advance", "speed", "now"}
+        if unknown or not data:
+            raise _bad("expected one or more of advance (seconds), speed, now (unix seconds)")
+        clock = self.sim.clock
+        advance, speed, now = _number(data, "advance"), _number(data, "speed"), _number(data, "now")
+        try:
+            if now is not None:
+                if not isinstance(clock, VirtualClock):
+                    raise _bad("now can only be set on a virtual clock")
+                clock.set(now)
+            if advance is not None:
+                if not isinstance(clock, VirtualClock | ScaledClock):
+                    raise _bad("this clock is the wall clock and cannot be moved")
+                clock.advance(advance)
+            if speed is not None:
+                if not isinstance(clock, ScaledClock):
+                    raise _bad("speed can only be changed on a scaled clock (mockbankr serve)")
+                clock.set_speed(speed)
+        except ValueError as exc:
+            if isinstance(exc, ApiError):
+                raise
+            raise _bad(str(exc)) from exc
+        return JSONResponse(self._clock_json())
+
+    # -- jobs -----------------------------------------------------------------
+
+    def _job_json(self, job: JobRecord, now: float) -> dict[str, Any]:
+        return {
+            "jobId": job.id,
+            "owner": job.owner,
+            "category": job.category,
+            "status": status_of(job, now).value,
+            "schedule": {
+                "createdAt": iso(job.created_at),
+                "startedAt": iso(job.started_at),
+                "finishedAt": None if job.finished_at == FOREVER else iso(job.finished_at),
+                "cancelledAt": None if job.cancelled_at is None else iso(job.cancelled_at),
+            },
+            "outcome": "failed" if job.failed else "completed",
+            "fault": None if job.fault is None else msgspec.to_builtins(job.fault),
+        }
+
+    async def list_jobs(self, request: Request) -> Response:
+        params = request.query_params
+        unknown = set(params) - {"status", "owner", "category", "offset", "limit"}
+        if unknown:
+            raise _bad(f"unknown filter {sorted(unknown)[0]!r}")
+        status = params.get("status")
+        if status is not None and status not in JobStatus.__members__.values():
+            raise _bad(f"status must be one of {', '.join(JobStatus)}, got {status!r}")
+        owner, category = params.get("owner"), params.get("category")
+        offset = _int_param(request, "offset", 0, lo=0, hi=10**12)
+        limit = _int_param(request, "limit", 100, lo=1, hi=1000)
+        now = self.sim.clock.now()
+
+        def wanted(job: JobRecord) -> bool:
+            return (
+                (owner is None or owner in (job.owner, job.owner.partition(":")[2]))
+                and (category is None or job.category == category)
+                and (status is None or status_of(job, now).value == status)
+            )
+
+        page, total = await self.sim.store.scan(wanted, offset=offset, limit=limit)
+        return JSONResponse(
+            {
+                "jobs": [self._job_json(job, now) for job in page],
+                "total": total,
+                "offset": offset,
+                "limit": limit,
+            }
+        )
+
+    async def _job(self, request: Request) -> JobRecord:
+        job_id = request.path_params["job_id"]
+        job = await self.sim.store.get(job_id)
+        if job is None:
+            raise ApiError(404, "Job not found", f"No job found with ID {job_id}")
+        return job
+
+    async def get_job(self, request: Request) -> Response:
+        job = await self._job(request)
+        now = self.sim.clock.now()
+        return JSONResponse(
+            {**self._job_json(job, now), "body": job_body(job, self.sim.table[job.category], now)}
+        )
+
+    async def force_outcome(self, request: Request) -> Response:
+        data = await read_json_object(request)
+        unknown = set(data) - {"outcome", "error", "finish_in"}
+        if unknown:
+            raise _bad(f"unknown key {sorted(unknown)[0]!r}; use outcome, error, finish_in")
+        outcome, error = data.get("outcome"), data.get("error")
+        finish_in = _number(data, "finish_in")
+        if outcome not in (None, "completed", "failed"):
+            raise _bad(f"outcome must be completed or failed, got {outcome!r}")
+        if error is not None and (outcome != "failed" or not isinstance(error, str)):
+            raise _bad("error must be a string and goes with outcome failed")
+        if outcome is None and finish_in is None:
+            raise _bad("give an outcome, a finish_in (seconds from now), or both")
+        if finish_in is not None and finish_in < 0:
+            raise _bad("finish_in must be >= 0 seconds")
+        while True:
+            job = await self._job(request)
+            now = self.sim.clock.now()
+            result = forced(
+                job,
+                now,
+                outcome=outcome,
+                error=error,
+                finish_at=None if finish_in is None else now + finish_in,
+            )
+            if isinstance(result, JobStatus):
+                raise ApiError(
+                    409,
+                    f"Job already {result.value}",
+                    "Only a job that has not finished can be steered",
+                )
+            if await self.sim.store.replace(job, result):
+                return JSONResponse(self._job_json(result, now))
+
+    # -- rules ----------------------------------------------------------------
+
+    async def list_rules(self, request: Request) -> Response:
+        return JSONResponse({"rules": self.rules.listing()})
+
+    async def add_rule(self, request: Request) -> Response:
+        data = await read_json_object(request)
+        try:
+            rule_id = self.rules.add(parse_rule(data))
+        except ConfigError as exc:
+            raise _bad(str(exc)) from exc
+        listed = next(r for r in self.rules.listing() if r["id"] == rule_id)
+        return JSONResponse(listed, status_code=201)
+
+    async def delete_rule(self, request: Request) -> Response:
+        rule_id = request.path_params["rule_id"]
+        if not self.rules.remove(rule_id):
+            raise ApiError(404, "Rule not found", f"No rule with id {rule_id}")
+        return JSONResponse({"deleted": rule_id})
+
+    async def clear_rules(self, request: Request) -> Response:
+        self.rules.clear()
+        return JSONResponse({"rules": []})
+
+    # -- journal ----------------------------------------------------------------
+
+    async def get_journal(self, request: Request) -> Response:
+        filters = {k: v for k, v in request.query_params.items() if k != "limit"}
+        limit = _int_param(request, "limit", self.journal.size, lo=1, hi=self.journal.size)
+        try:
+            entries = self.journal.query(filters, limit=limit)
+        except ValueError as exc:
+            raise _bad(str(exc)) from exc
+        return JSONResponse({"entries": [e.to_json() for e in entries], "size": self.journal.size})
+
+    async def clear_journal(self, request: Request) -> Response:
+        self.journal.clear()
+        return JSONResponse({"entries": []})
+
+    # -- reset ----------------------------------------------------------------
+
+    async def reset(self, request: Request) -> Response:
+        await self.sim.store.clear()
+        self.rules.reset()
+        self.journal.clear()
+        for hook in self.reset_hooks:
+            await hook()
+        return JSONResponse({"reset": True, "rules": len(self.rules)})

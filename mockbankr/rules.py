@@ -1,0 +1,348 @@
+"""Fault rules: a match plus an action, as plain validated data.
+
+A rule posted as JSON (or written in a TOML rules file, same keys)::
+
+    {"match": {"method": "GET", "path": "/agent/job/*"},
+     "action": {"respond": {"status": 503,
+                            "body": {"error": "Service unavailable", "message": "Try again"}}},
+     "times": 2}
+
+Match keys (an absent key matches anything): ``method``, ``path`` (a glob),
+``prompt`` (a regex searched in the prompt), ``key`` (the API key), ``wallet``
+(the x402 wallet) and ``category`` (the prompt's timing category).
+
+Exactly one action key: ``respond {status, body, headers}``, ``delay {seconds}``,
+``hang {seconds?}``, ``drop {}``, ``malformed {}``, or ``job {outcome, error,
+latency, category, after}`` which shapes the job a matching prompt creates.
+``times`` limits how often a rule fires; ``probability`` fires it at random
+(seeded). Rules are evaluated in order and the first that fires wins.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import random
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from mockbankr.errors import ConfigError, FixtureError
+
+__all__ = [
+    "Action",
+    "JobShape",
+    "Match",
+    "Request",
+    "Rule",
+    "RuleSet",
+    "load_rules_file",
+    "parse_rule",
+]
+
+#: How long a ``hang`` lasts at most, in simulated seconds, unless it says otherwise.
+HANG_CAP = 3600.0
+
+Outcome = Literal["completed", "failed", "stuck", "regress", "vanish"]
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defaults=True):
+    pass
+
+
+class Match(_Strict):
+    """Which requests a rule applies to; every given key must match."""
+
+    method: str | None = None
+    path: str | None = None
+    prompt: str | None = None
+    key: str | None = None
+    wallet: str | None = None
+    category: str | None = None
+
+
+class Respond(_Strict):
+    status: int
+    body: Any = None
+    headers: dict[str, str] = {}
+
+
+class Delay(_Strict):
+    seconds: float
+
+
+class Hang(_Strict):
+    seconds: float = HANG_CAP
+
+
+class Empty(_Strict):
+    pass
+
+
+class JobShape(_Strict):
+    """How a matching prompt's job behaves.
+
+    ``outcome``: ``completed`` or ``failed`` (with ``error``) force the result;
+    ``stuck`` stays processing forever; ``regress`` answers ``pending`` once more
+    on a single poll during processing; ``vanish`` answers 404 ``after`` seconds.
+    ``latency`` fixes the total time (seconds), ``category`` the timing category.
+    """
+
+    outcome: Outcome | None = None
+    error: str | None = None
+    latency: float | None = None
+    category: str | None = None
+    after: float | None = None
+
+
+class Action(_Strict):
+    """Exactly one of these keys."""
+
+    respond: Respond | None = None
+    delay: Delay | None = None
+    hang: Hang | None = None
+    drop: Empty | None = None
+    malformed: Empty | None = None
+    job: JobShape | None = None
+
+    @property
+    def kind(self) -> str:
+        return next(name for name in self.__struct_fields__ if getattr(self, name) is not None)
+
+
+class Rule(_Strict):
+    """A match, an action, and how often it may fire."""
+
+    match: Match = Match()
+    action: Action = Action()
+    times: int | None = None
+    probability: float | None = None
+    id: str | None = None
+
+
+class Request(msgspec.Struct, frozen=True):
+    """What a rule can see of a request."""
+
+    method: str
+    path: str
+    key: str | None = None
+    wallet: str | None = None
+    prompt: str | None = None
+    category: str | None = None
+
+
+def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
+    """Validate one rule; raise :class:`ConfigError` naming the offending key."""
+    try:
+        rule = msgspec.convert(raw, Rule)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    kinds = [name for name in Action.__struct_fields__ if getattr(rule.action, name) is not None]
+    if len(kinds) != 1:
+        raise ConfigError(
+            f"{where}: action needs exactly one of {', '.join(Action.__struct_fields__)}"
+            f" (got {', '.join(kinds) or 'none'})"
+        )
+    if rule.times is not None and rule.times < 1:
+        raise ConfigError(f"{where}: times must be >= 1, got {rule.times}")
+    if rule.probability is not None and not 0 <= rule.probability <= 1:
+        raise ConfigError(f"{where}: probability must be within [0, 1], got {rule.probability}")
+    if rule.match.prompt is not None:
+        try:
+            re.compile(rule.match.prompt)
+        except re.error as exc:
+            raise ConfigError(f"{where}: match.prompt is not a valid regex ({exc})") from exc
+    action = rule.action
+    if action.respond is not None and not 100 <= action.respond.status <= 599:
+        raise ConfigError(
+            f"{where}: respond.status must be an HTTP status, got {action.respond.status}"
+        )
+    for seconds, name in ((action.delay, "delay"), (action.hang, "hang")):
+        if seconds is not None and not seconds.seconds >= 0:
+            raise ConfigError(f"{where}: {name}.seconds must be >= 0")
+    shape = action.job
+    if shape is not None:
+        if shape.latency is not None and not shape.latency > 0:
+            raise ConfigError(f"{where}: job.latency must be > 0 seconds")
+        if shape.error is not None and shape.outcome not in (None, "failed"):
+            raise ConfigError(f"{where}: job.error only goes with outcome 'failed'")
+        if shape.after is not None and shape.outcome != "vanish":
+            raise ConfigError(f"{where}: job.after only goes with outcome 'vanish'")
+    return rule
+
+
+def load_rules_file(path: Path) -> list[Rule]:
+    """Rules from a TOML file: ``[[rules]]`` tables with the same keys as the JSON."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FixtureError(f"cannot read the rules file ({exc.strerror})", path=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise FixtureError(f"invalid TOML ({exc})", path=str(path)) from exc
+    unknown = set(raw) - {"rules"}
+    if unknown:
+        raise FixtureError("unknown top-level key", path=str(path), key=sorted(unknown)[0])
+    rules = raw.get("rules", [])
+    if not isinstance(rules, list):
+        raise FixtureError("must be an array of tables ([[rules]])", path=str(path), key="rules")
+    out = []
+    for i, item in enumerate(rules):
+        try:
+            out.append(parse_rule(item, where=f"rules[{i}]"))
+        except ConfigError as exc:
+            raise FixtureError(str(exc), path=str(path), key=f"rules[{i}]") from exc
+    return out
+
+
+class _Compiled:
+    """A rule with its matchers compiled and its remaining count."""
+
+    __slots__ = ("path", "prompt", "remaining", "rule")
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.remaining = rule.times
+        m = rule.match
+        self.path = re.compile(fnmatch.translate(m.path)) if m.path is not None else None
+        self.prompt = re.compile(m.prompt) if m.prompt is not None else None
+
+    def matches(self, req: Request) -> bool:
+        m = self.rule.match
+        return (
+            (m.method is None or m.method.upper() == req.method)
+            and (self.path is None or self.path.match(req.path) is not None)
+            and (m.key is None or m.key == req.key)
+            and (m.wallet is None or (req.wallet or "").lower() == m.wallet.lower())
+            and (m.category is None or m.category == req.category)
+            and (
+                self.prompt is None
+                or (req.prompt is not None and self.prompt.search(req.prompt) is not None)
+            )
+        )
+
+
+class RuleSet:
+    """The ordered rules of one server, with their ``times`` counters.
+
+    Example::
+
+        rules = RuleSet(random.Random(0))
+        rule_id = rules.add(parse_rule({"match": {"method": "GET"}, "action": {"drop": {}}}))
+        rules.pick(Request("GET", "/agent/job/x"))
+    """
+
+    def __init__(self, rng: random.Random, initial: list[Rule] | None = None) -> None:
+        self._rng = rng
+        self._initial = list(initial or [])
+        self._rules: list[_Compiled] = []
+        self._next_id = 1
+        self.needs_prompt = False
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the rules the server started with."""
+        self._rules = []
+        self._next_id = 1
+        for rule in self._initial:
+            self.add(rule)
+
+    def __len__(self) -> int:
+        return len(self._rules)
+
+    def add(self, rule: Rule) -> str:
+        """Append a rule and return its id (given, or ``r1``, ``r2`` ...)."""
+        rule_id = rule.id or f"r{self._next_id}"
+        if any(c.rule.id == rule_id for c in self._rules):
+            raise ConfigError(f"a rule with id {rule_id!r} exists already")
+        self._next_id += 1
+        self._rules.append(_Compiled(msgspec.structs.replace(rule, id=rule_id)))
+        self._refresh()
+        return rule_id
+
+    def remove(self, rule_id: str) -> bool:
+        before = len(self._rules)
+        self._rules = [c for c in self._rules if c.rule.id != rule_id]
+        self._refresh()
+        return len(self._rules) != before
+
+    def clear(self) -> None:
+        self._rules = []
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.needs_prompt = any(
+            c.rule.match.prompt is not None or c.rule.match.category is not None
+            for c in self._rules
+        )
+
+    def listing(self) -> list[dict[str, Any]]:
+        """The rules as JSON-ready dicts, each with its ``remaining`` count."""
+        return [{**msgspec.to_builtins(c.rule), "remaining": c.remaining} for c in self._rules]
+
+    def pick(self, req: Request) -> Action | None:
+        """The action of the first rule that matches and fires, counting it down."""
+        for compiled in self._rules:
+            if compiled.remaining == 0 or not compiled.matches(req):
+                continue
+            p = compiled.rule.probability
+            if p is not None and self._rng.random() >= p:
+                continue
+            if compiled.remaining is not None:
+                compiled.remaining -= 1
+            return compiled.rule.action
+        return None
+
+
+def directive_action(headers: Mapping[str, str]) -> Action | None:
+    """The action of ``X-Mockbankr-*`` request headers, for clients that can set them.
+
+    ``X-Mockbankr-Outcome: failed`` (or completed/stuck/regress/vanish),
+    ``X-Mockbankr-Latency: 12.5`` (seconds) and ``X-Mockbankr-Fault: 503`` (a status),
+    ``hang``, ``drop``, ``malformed`` or ``delay=2``.
+    """
+    fault = headers.get("x-mockbankr-fault")
+    outcome = headers.get("x-mockbankr-outcome")
+    latency = headers.get("x-mockbankr-latency")
+    if fault is None and outcome is None and latency is None:
+        return None
+    raw: dict[str, Any]
+    if fault is not None:
+        fault = fault.strip().lower()
+        if fault.isdigit():
+            status = int(fault)
+            raw = {"respond": {"status": status, "body": _fault_body(status)}}
+        elif fault.startswith("delay="):
+            raw = {"delay": {"seconds": _number(fault[6:], "X-Mockbankr-Fault delay")}}
+        elif fault in ("hang", "drop", "malformed"):
+            raw = {fault: {}}
+        else:
+            raise ConfigError(
+                "X-Mockbankr-Fault: expected a status, hang, drop, malformed or delay=N,"
+                f" got {fault!r}"
+            )
+    else:
+        job: dict[str, Any] = {}
+        if outcome is not None:
+            job["outcome"] = outcome.strip().lower()
+        if latency is not None:
+            job["latency"] = _number(latency, "X-Mockbankr-Latency")
+        raw = {"job": job}
+    return parse_rule({"action": raw}, where="X-Mockbankr headers").action
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ConfigError(f"{what}: expected a number of seconds, got {text!r}") from None
+
+
+def _fault_body(status: int) -> dict[str, str]:
+    if status == 429:
+        return {"error": "Rate limit exceeded", "message": "Retry after 60 seconds"}
+    if status >= 500:
+        return {"error": "Service unavailable", "message": "Injected fault (mockbankr)"}
+    return {"error": "Injected fault", "message": f"mockbankr answered {status} on request"}

@@ -1,0 +1,239 @@
+"""The ASGI shell of the control plane: applies fault rules and writes the journal.
+
+It wraps the Bankr routes (never ``/__mock/*``). For each request it picks an
+action from the ``X-Mockbankr-*`` headers or else from the :class:`RuleSet`,
+carries it out, and records the request in the :class:`Journal`. A ``job``
+action is handed to the prompt handler through ``scope["state"]["job_shape"]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from typing import Any
+
+import msgspec
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mockbankr.clock import Clock, iso, perf_seconds, wall_time
+from mockbankr.errors import ConfigError, MockbankrError
+from mockbankr.journal import Journal
+from mockbankr.rules import Action, Request, RuleSet, directive_action
+from mockbankr.timing import TimingTable
+
+__all__ = ["ConnectionDropped", "SteeringMiddleware"]
+
+logger = logging.getLogger("mockbankr")
+
+_PROMPT_PATHS = frozenset({"/agent/prompt", "/v2/prompt"})
+_MALFORMED = b'{"success": true, "jobId": "job_'
+
+
+class ConnectionDropped(MockbankrError):
+    """Raised by a ``drop`` action: the server closes the connection without an answer.
+
+    Behind uvicorn the client sees the connection close mid-response; in-process
+    the clock transports turn it into ``httpx.RemoteProtocolError``.
+    """
+
+
+def _header_map(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+
+def _payer(x_payment: str | None) -> str | None:
+    # The payer named in an X-PAYMENT header, unverified: only used for matching.
+    if not x_payment:
+        return None
+    try:
+        data = msgspec.json.decode(base64.b64decode(x_payment, validate=False))
+        payer = data["payload"]["authorization"]["from"]
+    except (binascii.Error, msgspec.DecodeError, KeyError, TypeError, ValueError):
+        return None
+    return payer if isinstance(payer, str) else None
+
+
+async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
+    payload = msgspec.json.encode(body)
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class SteeringMiddleware:
+    """Rules, directives and the journal, around the Bankr routes.
+
+    Example::
+
+        app = SteeringMiddleware(app, rules=RuleSet(rng), journal=Journal(10_000),
+                                 clock=clock, table=table)
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        rules: RuleSet,
+        journal: Journal,
+        clock: Clock,
+        table: TimingTable,
+        log_requests: bool = False,
+    ) -> None:
+        self.app = app
+        self.log_requests = log_requests
+        self.rules = rules
+        self.journal = journal
+        self.clock = clock
+        self.table = table
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith("/__mock"):
+            await self.app(scope, receive, send)
+            return
+        started = perf_seconds()
+        wall = wall_time()
+        headers = _header_map(scope)
+        state: dict[str, Any] = scope.setdefault("state", {})
+        result: dict[str, Any] = {"status": 0}
+
+        async def recording_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                result["status"] = message["status"]
+            await send(message)
+
+        fault: str | None = None
+        try:
+            try:
+                action, receive = await self._choose(scope, receive, headers)
+            except ConfigError as exc:
+                fault = "directive"
+                body = {"error": "Invalid request", "message": str(exc)}
+                await _send_json(recording_send, 400, body, {})
+                return
+            fault = action.kind if action is not None else None
+            await self._run(action, scope, receive, recording_send, state)
+        finally:
+            entry = self.journal.record(
+                method=scope["method"],
+                path=scope["path"],
+                status=result["status"],
+                owner=state.get("owner")
+                or headers.get("x-api-key")
+                or headers.get("wallet-address"),
+                job_id=state.get("job_id"),
+                sim_time=self.clock.now(),
+                wall_time=wall,
+                latency_ms=(perf_seconds() - started) * 1000,
+                fault=fault,
+            )
+            if self.log_requests:
+                logger.info(
+                    "request method=%s path=%s status=%s owner=%s job=%s fault=%s"
+                    " sim_time=%s latency_ms=%.2f",
+                    entry.method,
+                    entry.path,
+                    entry.status,
+                    entry.owner,
+                    entry.job_id,
+                    entry.fault,
+                    iso(entry.sim_time),
+                    entry.latency_ms,
+                )
+
+    async def _choose(
+        self, scope: Scope, receive: Receive, headers: dict[str, str]
+    ) -> tuple[Action | None, Receive]:
+        action = directive_action(headers)
+        if action is not None or not len(self.rules):
+            return action, receive
+        prompt = None
+        method = scope["method"]
+        if self.rules.needs_prompt and method == "POST" and scope["path"] in _PROMPT_PATHS:
+            prompt, receive = await self._peek_prompt(receive)
+        request = Request(
+            method=method,
+            path=scope["path"],
+            key=headers.get("x-api-key"),
+            wallet=headers.get("wallet-address") or _payer(headers.get("x-payment")),
+            prompt=prompt,
+            category=self.table.classify(prompt) if prompt is not None else None,
+        )
+        return self.rules.pick(request), receive
+
+    @staticmethod
+    async def _peek_prompt(receive: Receive) -> tuple[str | None, Receive]:
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False) or message["type"] != "http.request":
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            data = msgspec.json.decode(body)
+        except msgspec.DecodeError:
+            return None, replay
+        prompt = data.get("prompt") if isinstance(data, dict) else None
+        return (prompt if isinstance(prompt, str) else None), replay
+
+    async def _run(
+        self,
+        action: Action | None,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        state: dict[str, Any],
+    ) -> None:
+        if action is None:
+            await self.app(scope, receive, send)
+        elif action.respond is not None:
+            respond = action.respond
+            body = respond.body if respond.body is not None else {}
+            await _send_json(send, respond.status, body, respond.headers)
+        elif action.delay is not None:
+            await self.clock.sleep(action.delay.seconds)
+            await self.app(scope, receive, send)
+        elif action.hang is not None:
+            await self.clock.sleep(action.hang.seconds)
+            await _send_json(
+                send,
+                504,
+                {"error": "Gateway timeout", "message": "mockbankr hung this request (hang rule)"},
+                {},
+            )
+        elif action.drop is not None:
+            # Start a response that never arrives whole: uvicorn then closes the connection.
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"64")],
+                }
+            )
+            raise ConnectionDropped("dropped by a mockbankr rule")
+        elif action.malformed is not None:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(_MALFORMED)).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _MALFORMED})
+        else:
+            state["job_shape"] = action.job
+            await self.app(scope, receive, send)
