@@ -16,6 +16,7 @@ import httpx
 from starlette.types import ASGIApp
 
 from mockbankr.clock import Clock
+from mockbankr.steering import ConnectionDropped
 
 __all__ = ["AsyncClockTransport", "SyncClockTransport"]
 
@@ -39,8 +40,8 @@ class AsyncClockTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         timeout = request.extensions.get("timeout", {}).get("read")
         if timeout is None:
-            return await self._inner.handle_async_request(request)
-        call = asyncio.ensure_future(self._inner.handle_async_request(request))
+            return await self._call(request)
+        call = asyncio.ensure_future(self._call(request))
         timer = asyncio.ensure_future(self._clock.sleep(timeout))
         try:
             await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
@@ -53,6 +54,14 @@ class AsyncClockTransport(httpx.AsyncBaseTransport):
         if call.cancelled():
             raise httpx.ReadTimeout(f"no response within {timeout} s", request=request)
         return call.result()
+
+    async def _call(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self._inner.handle_async_request(request)
+        except ConnectionDropped as exc:
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a complete response", request=request
+            ) from exc
 
     async def aclose(self) -> None:
         await self._inner.aclose()

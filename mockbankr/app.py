@@ -27,7 +27,7 @@ from mockbankr.journal import Journal
 from mockbankr.limits import DailyLimit
 from mockbankr.rules import RuleSet
 from mockbankr.settings import Settings
-from mockbankr.steering import SteeringMiddleware
+from mockbankr.steering import ConnectionDropped, SteeringMiddleware
 from mockbankr.store import JobStore
 from mockbankr.timing import TimingTable, load_timing
 from mockbankr.wire import JSONResponse
@@ -80,6 +80,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
+    if isinstance(exc, ConnectionDropped):  # a drop rule, on purpose: nothing to report
+        return Response(status_code=500)
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(
         {"error": "Internal server error", "message": f"mockbankr bug: {type(exc).__name__}"},

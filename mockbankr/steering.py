@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import re
 from typing import Any
 
 import msgspec
@@ -27,6 +28,7 @@ __all__ = ["ConnectionDropped", "SteeringMiddleware"]
 logger = logging.getLogger("mockbankr")
 
 _PROMPT_PATHS = frozenset({"/agent/prompt", "/v2/prompt"})
+_JOB_PATH = re.compile(r"^/(?:agent|v2)/job/([^/]+)")
 _MALFORMED = b'{"success": true, "jobId": "job_'
 
 
@@ -52,6 +54,11 @@ def _payer(x_payment: str | None) -> str | None:
     except (binascii.Error, msgspec.DecodeError, KeyError, TypeError, ValueError):
         return None
     return payer if isinstance(payer, str) else None
+
+
+def _job_in_path(path: str) -> str | None:
+    found = _JOB_PATH.match(path)
+    return found.group(1) if found else None
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
@@ -122,7 +129,7 @@ class SteeringMiddleware:
                 owner=state.get("owner")
                 or headers.get("x-api-key")
                 or headers.get("wallet-address"),
-                job_id=state.get("job_id"),
+                job_id=state.get("job_id") or _job_in_path(scope["path"]),
                 sim_time=self.clock.now(),
                 wall_time=wall,
                 latency_ms=(perf_seconds() - started) * 1000,

@@ -1,0 +1,178 @@
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mockbankr.errors import ConfigError, FixtureError
+from mockbankr.rules import Request, RuleSet, directive_action, load_rules_file, parse_rule
+
+RESPOND_503 = {"respond": {"status": 503, "body": {"error": "Service unavailable", "message": "x"}}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ({"match": {"colour": "red"}, "action": {"drop": {}}}, "unknown field `colour`"),
+        ({"action": {"explode": {}}}, "unknown field `explode`"),
+        ({"action": {}}, "exactly one of"),
+        ({"action": {"drop": {}, "hang": {}}}, "exactly one of"),
+        ({"action": {"drop": {}}, "times": 0}, "times must be >= 1"),
+        ({"action": {"drop": {}}, "probability": 1.5}, "probability must be within"),
+        ({"match": {"prompt": "("}, "action": {"drop": {}}}, "not a valid regex"),
+        ({"action": {"respond": {"status": 42}}}, "must be an HTTP status"),
+        ({"action": {"delay": {"seconds": -1}}}, "delay.seconds must be >= 0"),
+        ({"action": {"job": {"latency": 0}}}, "job.latency must be > 0"),
+        ({"action": {"job": {"outcome": "completed", "error": "x"}}}, "only goes with outcome"),
+        ({"action": {"job": {"outcome": "explode"}}}, "Invalid enum value"),
+        ({"action": {"job": {"after": 3}}}, "job.after only goes with outcome 'vanish'"),
+        ({"extra": 1, "action": {"drop": {}}}, "unknown field `extra`"),
+    ],
+)
+def test_invalid_rules_are_refused_with_the_reason(raw: dict[str, Any], text: str) -> None:
+    with pytest.raises(ConfigError, match=None) as caught:
+        parse_rule(raw)
+    assert text in str(caught.value)
+
+
+def test_the_issue_example_rule_parses() -> None:
+    rule = parse_rule(
+        {"match": {"method": "GET", "path": "/agent/job/*"}, "action": RESPOND_503, "times": 2}
+    )
+    assert rule.action.kind == "respond"
+    assert rule.times == 2
+
+
+def test_match_keys_and_glob() -> None:
+    rules = RuleSet(random.Random(0))
+    rules.add(
+        parse_rule(
+            {
+                "match": {"method": "get", "path": "/agent/job/*", "key": "bk_a"},
+                "action": {"drop": {}},
+            }
+        )
+    )
+    assert rules.pick(Request("GET", "/agent/job/job_1", key="bk_a")) is not None
+    assert rules.pick(Request("GET", "/agent/job/job_1", key="bk_b")) is None
+    assert rules.pick(Request("POST", "/agent/job/job_1", key="bk_a")) is None
+    assert rules.pick(Request("GET", "/agent/prompt", key="bk_a")) is None
+
+
+def test_prompt_category_and_wallet_matchers() -> None:
+    rules = RuleSet(random.Random(0))
+    rules.add(
+        parse_rule(
+            {
+                "match": {"prompt": "(?i)swap", "category": "swap", "wallet": "0xABC"},
+                "action": {"drop": {}},
+            }
+        )
+    )
+    assert rules.needs_prompt
+    hit = Request("POST", "/v2/prompt", wallet="0xabc", prompt="Swap it", category="swap")
+    assert rules.pick(hit) is not None
+    assert (
+        rules.pick(Request("POST", "/v2/prompt", wallet="0xabc", prompt="price", category="swap"))
+        is None
+    )
+    assert (
+        rules.pick(Request("POST", "/v2/prompt", wallet="0xdef", prompt="Swap", category="swap"))
+        is None
+    )
+
+
+def test_first_rule_that_fires_wins_and_times_counts_down() -> None:
+    rules = RuleSet(random.Random(0))
+    rules.add(parse_rule({"action": RESPOND_503, "times": 2}))
+    rules.add(parse_rule({"action": {"drop": {}}}))
+    kinds = [rules.pick(Request("GET", "/x")).kind for _ in range(4)]  # type: ignore[union-attr]
+    assert kinds == ["respond", "respond", "drop", "drop"]
+    assert [r["remaining"] for r in rules.listing()] == [0, None]
+
+
+def test_seeded_probability_is_reproducible_and_roughly_right() -> None:
+    def run(seed: int) -> list[bool]:
+        rules = RuleSet(random.Random(seed))
+        rules.add(parse_rule({"action": {"drop": {}}, "probability": 0.3}))
+        return [rules.pick(Request("GET", "/x")) is not None for _ in range(1000)]
+
+    assert run(7) == run(7)
+    assert run(7) != run(8)
+    assert 230 <= sum(run(7)) <= 370
+
+
+def test_ids_remove_clear_and_reset_to_the_initial_rules() -> None:
+    initial = [parse_rule({"action": {"drop": {}}, "id": "boot"})]
+    rules = RuleSet(random.Random(0), initial)
+    added = rules.add(parse_rule({"action": {"malformed": {}}}))
+    with pytest.raises(ConfigError, match="exists already"):
+        rules.add(parse_rule({"action": {"drop": {}}, "id": "boot"}))
+    assert [r["id"] for r in rules.listing()] == ["boot", added]
+    assert rules.remove(added)
+    assert not rules.remove(added)
+    rules.clear()
+    assert len(rules) == 0
+    rules.reset()
+    assert [r["id"] for r in rules.listing()] == ["boot"]
+
+
+@pytest.mark.parametrize(
+    ("headers", "kind", "detail"),
+    [
+        ({"x-mockbankr-fault": "503"}, "respond", 503),
+        ({"x-mockbankr-fault": "hang"}, "hang", None),
+        ({"x-mockbankr-fault": "drop"}, "drop", None),
+        ({"x-mockbankr-fault": "malformed"}, "malformed", None),
+        ({"x-mockbankr-fault": "delay=2.5"}, "delay", 2.5),
+        ({"x-mockbankr-outcome": "failed"}, "job", "failed"),
+        ({"x-mockbankr-latency": "12"}, "job", 12.0),
+    ],
+)
+def test_directive_headers_map_onto_rule_actions(
+    headers: dict[str, str], kind: str, detail: object
+) -> None:
+    action = directive_action(headers)
+    assert action is not None
+    assert action.kind == kind
+    if kind == "respond":
+        assert action.respond is not None and action.respond.status == detail
+    if kind == "delay":
+        assert action.delay is not None and action.delay.seconds == detail
+    if kind == "job" and isinstance(detail, str):
+        assert action.job is not None and action.job.outcome == detail
+    if kind == "job" and isinstance(detail, float):
+        assert action.job is not None and action.job.latency == detail
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-mockbankr-fault": "explode"},
+        {"x-mockbankr-latency": "soon"},
+        {"x-mockbankr-outcome": "maybe"},
+        {"x-mockbankr-fault": "delay=x"},
+    ],
+)
+def test_bad_directives_are_errors(headers: dict[str, str]) -> None:
+    with pytest.raises(ConfigError):
+        directive_action(headers)
+
+
+def test_rules_file(tmp_path: Path) -> None:
+    path = tmp_path / "rules.toml"
+    path.write_text(
+        '[[rules]]\ntimes = 2\n[rules.match]\nmethod = "GET"\npath = "/agent/job/*"\n'
+        "[rules.action.respond]\nstatus = 503\n",
+        encoding="utf-8",
+    )
+    (rule,) = load_rules_file(path)
+    assert (rule.times, rule.match.path, rule.action.kind) == (2, "/agent/job/*", "respond")
+    path.write_text("[[rules]]\n[rules.action]\nnope = {}\n", encoding="utf-8")
+    with pytest.raises(FixtureError, match=r"rules\[0\]"):
+        load_rules_file(path)
+    path.write_text("rule = 1\n", encoding="utf-8")
+    with pytest.raises(FixtureError, match="unknown top-level key"):
+        load_rules_file(path)
