@@ -4,7 +4,7 @@ Pure logic: no I/O, no clock, no randomness. Time arrives as ``now`` (simulated
 unix seconds). Payments are verified by recovering the EIP-712
 ``TransferWithAuthorization`` signer locally with eth-account; nothing is ever
 settled. Nonce reuse is *not* checked here (the store does that atomically), but
-its reason string, :data:`REASON_NONCE_REUSED`, lives here with the others.
+its reason string, :attr:`PaymentReason.NONCE_REUSED`, lives here with the others.
 
 Reason strings are the facilitator's vocabulary. Each one is a member of the
 Coinbase CDP facilitator's ``X402VerifyInvalidReason`` enum, and all but
@@ -26,15 +26,17 @@ import binascii
 import functools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 from eth_account import Account
 from eth_account.messages import encode_defunct, encode_typed_data
-from eth_utils import keccak, to_checksum_address
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from mockbankr.errors import ConfigError, MockbankrError
 
@@ -42,26 +44,16 @@ __all__ = [
     "DEFAULT_PAY_TO",
     "MAX_HEADER_CHARS",
     "NETWORK_CHAIN_IDS",
-    "PAYMENT_REJECTION_REASONS",
-    "REASON_EXPIRED",
-    "REASON_INVALID_NETWORK",
-    "REASON_INVALID_PAYLOAD",
-    "REASON_INVALID_SCHEME",
-    "REASON_INVALID_SIGNATURE",
-    "REASON_INVALID_X402_VERSION",
-    "REASON_NONCE_REUSED",
-    "REASON_NOT_YET_VALID",
-    "REASON_RECIPIENT_MISMATCH",
-    "REASON_UNDERPAID",
     "USDC_BASE",
     "USDC_DECIMALS",
     "JobAuthError",
+    "JobAuthReason",
+    "PaymentReason",
     "PaymentRejected",
     "PaymentTerms",
     "VerifiedPayment",
     "atomic_to_usdc",
     "challenge_body",
-    "job_auth_message",
     "payment_response_header",
     "transaction_hash",
     "usdc_to_atomic",
@@ -81,30 +73,43 @@ DEFAULT_PAY_TO: Final = "0x000000000000000000000000000000000000dEaD"
 MAX_HEADER_CHARS: Final = 8192
 """Longer X-PAYMENT headers are refused unread (a real one is about 600 characters)."""
 
-REASON_INVALID_PAYLOAD: Final = "invalid_payload"
-REASON_INVALID_X402_VERSION: Final = "invalid_x402_version"
-REASON_INVALID_SCHEME: Final = "invalid_scheme"
-REASON_INVALID_NETWORK: Final = "invalid_network"
-REASON_INVALID_SIGNATURE: Final = "invalid_exact_evm_payload_signature"
-REASON_RECIPIENT_MISMATCH: Final = "invalid_exact_evm_payload_recipient_mismatch"
-REASON_EXPIRED: Final = "invalid_exact_evm_payload_authorization_valid_before"
-REASON_NOT_YET_VALID: Final = "invalid_exact_evm_payload_authorization_valid_after"
-REASON_UNDERPAID: Final = "invalid_exact_evm_payload_authorization_value"
-REASON_NONCE_REUSED: Final = "invalid_exact_evm_nonce_already_used"
-PAYMENT_REJECTION_REASONS: Final = frozenset(
-    {
-        REASON_INVALID_PAYLOAD,
-        REASON_INVALID_X402_VERSION,
-        REASON_INVALID_SCHEME,
-        REASON_INVALID_NETWORK,
-        REASON_INVALID_SIGNATURE,
-        REASON_RECIPIENT_MISMATCH,
-        REASON_EXPIRED,
-        REASON_NOT_YET_VALID,
-        REASON_UNDERPAID,
-        REASON_NONCE_REUSED,
-    }
-)
+
+class PaymentReason(StrEnum):
+    """Why a payment was refused: facilitator reason strings (members compare equal to them).
+
+    Example::
+
+        PaymentReason.EXPIRED == "invalid_exact_evm_payload_authorization_valid_before"
+    """
+
+    INVALID_PAYLOAD = "invalid_payload"  # not base64, not JSON, or a field missing/mistyped
+    INVALID_X402_VERSION = "invalid_x402_version"  # x402Version is not 1
+    INVALID_SCHEME = "invalid_scheme"  # scheme is not "exact"
+    INVALID_NETWORK = "invalid_network"  # network differs from the terms' network
+    INVALID_SIGNATURE = "invalid_exact_evm_payload_signature"  # does not recover to `from`
+    RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"  # to != payTo
+    EXPIRED = "invalid_exact_evm_payload_authorization_valid_before"  # now >= validBefore
+    NOT_YET_VALID = "invalid_exact_evm_payload_authorization_valid_after"  # validAfter > now
+    UNDERPAID = "invalid_exact_evm_payload_authorization_value"  # value < maxAmountRequired
+    NONCE_REUSED = "invalid_exact_evm_nonce_already_used"  # checked by the store, not here
+
+
+class JobAuthReason(StrEnum):
+    """Why the signed headers of a ``/v2/job/*`` request were refused.
+
+    Example::
+
+        JobAuthReason.SIGNER_MISMATCH == "signer_mismatch"
+    """
+
+    MISSING_WALLET_ADDRESS = "missing_wallet_address"  # no wallet-address header
+    MISSING_SIGNATURE = "missing_signature"  # no x-signature header
+    MISSING_MESSAGE = "missing_message"  # no x-message header
+    INVALID_WALLET_ADDRESS = "invalid_wallet_address"  # not 0x + 40 hex
+    MESSAGE_MISMATCH = "message_mismatch"  # not exactly the text for this job and action
+    INVALID_SIGNATURE = "invalid_signature"  # not 0x + 130 hex, or not a valid signature
+    SIGNER_MISMATCH = "signer_mismatch"  # signed by a wallet other than wallet-address
+
 
 _SCHEME: Final = "exact"
 _UINT256_LIMIT: Final = 2**256
@@ -112,25 +117,36 @@ _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _HEX_SIGNATURE_65 = re.compile(r"0x[0-9a-fA-F]{130}")
 _ABSOLUTE_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 _TRANSFER_TYPES: Final = {
-    "EIP712Domain": [
-        {"name": "name", "type": "string"},
-        {"name": "version", "type": "string"},
-        {"name": "chainId", "type": "uint256"},
-        {"name": "verifyingContract", "type": "address"},
-    ],
-    "TransferWithAuthorization": [
-        {"name": "from", "type": "address"},
-        {"name": "to", "type": "address"},
-        {"name": "value", "type": "uint256"},
-        {"name": "validAfter", "type": "uint256"},
-        {"name": "validBefore", "type": "uint256"},
-        {"name": "nonce", "type": "bytes32"},
-    ],
+    name: [{"name": n, "type": t} for n, t in fields]
+    for name, fields in {
+        "EIP712Domain": [
+            ("name", "string"),
+            ("version", "string"),
+            ("chainId", "uint256"),
+            ("verifyingContract", "address"),
+        ],
+        "TransferWithAuthorization": [
+            ("from", "address"),
+            ("to", "address"),
+            ("value", "uint256"),
+            ("validAfter", "uint256"),
+            ("validBefore", "uint256"),
+            ("nonce", "bytes32"),
+        ],
+    }.items()
 }
+_JOB_MESSAGES: Final = {"status": "Get job status for {}", "cancel": "Cancel job {}"}
 
 
-class PaymentRejected(MockbankrError):
-    """An X-PAYMENT header was refused. ``reason`` is a facilitator reason string.
+class _ReasonedError(MockbankrError):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class PaymentRejected(_ReasonedError):
+    """An X-PAYMENT header was refused: ``reason`` is a :class:`PaymentReason`, ``detail`` prose.
 
     Example::
 
@@ -140,28 +156,14 @@ class PaymentRejected(MockbankrError):
             body = challenge_body(terms, url, error=exc.reason)
     """
 
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
-
-class JobAuthError(MockbankrError):
-    """The signed headers of a ``/v2/job/*`` request do not authenticate a wallet.
-
-    ``reason`` is one of ``missing_wallet_address``, ``missing_signature``,
-    ``missing_message``, ``invalid_wallet_address``, ``invalid_signature``,
-    ``message_mismatch`` or ``signer_mismatch``.
+class JobAuthError(_ReasonedError):
+    """Signed ``/v2/job/*`` headers authenticate no wallet; ``reason`` is a :class:`JobAuthReason`.
 
     Example::
 
-        JobAuthError("message_mismatch", "expected 'Cancel job job_1'")
+        JobAuthError(JobAuthReason.MESSAGE_MISMATCH, "expected 'Cancel job job_1'")
     """
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 def _checksummed(value: str, what: str) -> str:
@@ -200,7 +202,6 @@ class PaymentTerms:
     mime_type: str = "application/json"
     token_name: str = "USD Coin"
     token_version: str = "2"
-    _domain: dict[str, Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if type(self.price_atomic) is not int or self.price_atomic < 0:
@@ -217,13 +218,6 @@ class PaymentTerms:
             )
         object.__setattr__(self, "pay_to", _checksummed(self.pay_to, "pay_to"))
         object.__setattr__(self, "asset", _checksummed(self.asset, "asset"))
-        domain = {
-            "name": self.token_name,
-            "version": self.token_version,
-            "chainId": NETWORK_CHAIN_IDS[self.network],
-            "verifyingContract": self.asset,
-        }
-        object.__setattr__(self, "_domain", domain)
 
 
 def usdc_to_atomic(amount: Decimal | str) -> int:
@@ -250,7 +244,7 @@ def atomic_to_usdc(atomic: int) -> str:
 
     Example::
 
-        atomic_to_usdc(100000), atomic_to_usdc(1_500_000), atomic_to_usdc(1)  # "0.1", "1.5", "0.000001"
+        [atomic_to_usdc(n) for n in (100000, 1, 2 * 10**6)]  # ["0.1", "0.000001", "2"]
     """
     if type(atomic) is not int or atomic < 0:
         raise ValueError(f"atomic units must be an int >= 0, got {atomic!r}")
@@ -344,31 +338,28 @@ class _ExactEvmPayload(msgspec.Struct):
 def _uint256(text: str, name: str) -> int:
     number = int(text)
     if number >= _UINT256_LIMIT:
-        raise PaymentRejected(REASON_INVALID_PAYLOAD, f"{name} does not fit in a uint256")
+        raise PaymentRejected(PaymentReason.INVALID_PAYLOAD, f"{name} does not fit in a uint256")
     return number
 
 
-def _decode(header: object) -> tuple[_Envelope, _ExactEvmPayload | None]:
+def _json_error(exc: Exception, path: str) -> PaymentRejected:
+    detail = str(exc).replace("`$", f"`{path}", 1)
+    return PaymentRejected(PaymentReason.INVALID_PAYLOAD, f"X-PAYMENT JSON: {detail}")
+
+
+def _decode_envelope(header: object) -> _Envelope:
     if not isinstance(header, str | bytes):
-        raise PaymentRejected(REASON_INVALID_PAYLOAD, "X-PAYMENT must be a string")
+        raise PaymentRejected(PaymentReason.INVALID_PAYLOAD, "X-PAYMENT must be a string")
     if len(header) > MAX_HEADER_CHARS:
-        raise PaymentRejected(REASON_INVALID_PAYLOAD, f"X-PAYMENT longer than {MAX_HEADER_CHARS}")
+        raise PaymentRejected(PaymentReason.INVALID_PAYLOAD, f"over {MAX_HEADER_CHARS} chars")
     try:
         raw = base64.b64decode(header, validate=True)
     except (binascii.Error, ValueError):
-        raise PaymentRejected(REASON_INVALID_PAYLOAD, "X-PAYMENT is not base64") from None
+        raise PaymentRejected(PaymentReason.INVALID_PAYLOAD, "X-PAYMENT is not base64") from None
     try:
-        envelope = msgspec.json.decode(raw, type=_Envelope)
+        return msgspec.json.decode(raw, type=_Envelope)
     except (msgspec.DecodeError, RecursionError) as exc:
-        raise PaymentRejected(REASON_INVALID_PAYLOAD, f"X-PAYMENT JSON: {exc}") from None
-    if envelope.x402_version != 1 or not envelope.payload:
-        return envelope, None
-    try:
-        payload = msgspec.json.decode(envelope.payload, type=_ExactEvmPayload)
-    except (msgspec.DecodeError, RecursionError) as exc:
-        detail = str(exc).replace("`$", "`$.payload", 1)
-        raise PaymentRejected(REASON_INVALID_PAYLOAD, f"X-PAYMENT JSON: {detail}") from None
-    return envelope, payload
+        raise _json_error(exc, "$") from None
 
 
 def verify_payment(header: str | bytes, terms: PaymentTerms, now: float) -> VerifiedPayment:
@@ -376,78 +367,75 @@ def verify_payment(header: str | bytes, terms: PaymentTerms, now: float) -> Veri
 
     Accepts ``validAfter <= now < validBefore``, ``to == payTo`` (any case) and
     ``value >= price``. Raises :class:`PaymentRejected` and nothing else, whatever
-    the input. Does not check nonce reuse (see :data:`REASON_NONCE_REUSED`).
+    the input. Does not check nonce reuse (see :attr:`PaymentReason.NONCE_REUSED`).
 
     Example::
 
         paid = verify_payment(request.headers["X-PAYMENT"], PaymentTerms(), now=clock.now())
     """
-    envelope, payload = _decode(header)
+    envelope = _decode_envelope(header)
     if envelope.x402_version != 1:
-        raise PaymentRejected(
-            REASON_INVALID_X402_VERSION, f"x402Version {envelope.x402_version} (expected 1)"
-        )
-    if envelope.scheme is None or envelope.network is None or payload is None:
-        raise PaymentRejected(REASON_INVALID_PAYLOAD, "scheme, network and payload are required")
-    if envelope.scheme != _SCHEME:
-        raise PaymentRejected(
-            REASON_INVALID_SCHEME, f"scheme {envelope.scheme!r} (expected 'exact')"
-        )
-    if envelope.network != terms.network:
-        raise PaymentRejected(
-            REASON_INVALID_NETWORK, f"network {envelope.network!r} (expected {terms.network!r})"
-        )
+        raise PaymentRejected(PaymentReason.INVALID_X402_VERSION, f"{envelope.x402_version} != 1")
+    scheme, network = envelope.scheme, envelope.network
+    if scheme is None or network is None or not envelope.payload:
+        raise PaymentRejected(PaymentReason.INVALID_PAYLOAD, "needs scheme, network, payload")
+    if scheme != _SCHEME:
+        raise PaymentRejected(PaymentReason.INVALID_SCHEME, f"{scheme!r} != 'exact'")
+    if network != terms.network:
+        raise PaymentRejected(PaymentReason.INVALID_NETWORK, f"{network!r} != {terms.network!r}")
+    try:
+        payload = msgspec.json.decode(envelope.payload, type=_ExactEvmPayload)
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _json_error(exc, "$.payload") from None
     auth = payload.authorization
-    if len(payload.signature) != 132:
-        raise PaymentRejected(REASON_INVALID_SIGNATURE, "signature must be 65 bytes of hex")
     value = _uint256(auth.value, "value")
     valid_after = _uint256(auth.valid_after, "validAfter")
     valid_before = _uint256(auth.valid_before, "validBefore")
     if auth.to.lower() != terms.pay_to.lower():
-        raise PaymentRejected(
-            REASON_RECIPIENT_MISMATCH, f"authorization.to {auth.to} (expected {terms.pay_to})"
-        )
+        raise PaymentRejected(PaymentReason.RECIPIENT_MISMATCH, f"to {auth.to} != {terms.pay_to}")
     if now >= valid_before:
-        raise PaymentRejected(REASON_EXPIRED, f"validBefore {valid_before} <= now {now}")
+        raise PaymentRejected(PaymentReason.EXPIRED, f"validBefore {valid_before} <= now {now}")
     if valid_after > now:
-        raise PaymentRejected(REASON_NOT_YET_VALID, f"validAfter {valid_after} > now {now}")
+        raise PaymentRejected(PaymentReason.NOT_YET_VALID, f"validAfter {valid_after} > now {now}")
     if value < terms.price_atomic:
-        raise PaymentRejected(
-            REASON_UNDERPAID, f"value {value} < maxAmountRequired {terms.price_atomic}"
-        )
+        raise PaymentRejected(PaymentReason.UNDERPAID, f"value {value} < {terms.price_atomic}")
+    if len(payload.signature) != 132:
+        raise PaymentRejected(PaymentReason.INVALID_SIGNATURE, "not 65 bytes of hex")
+    payer: str = to_checksum_address(auth.from_)
     nonce = auth.nonce.lower()
     typed = {
         "types": _TRANSFER_TYPES,
         "primaryType": "TransferWithAuthorization",
-        "domain": terms._domain,
+        "domain": {
+            "name": terms.token_name,
+            "version": terms.token_version,
+            "chainId": NETWORK_CHAIN_IDS[terms.network],
+            "verifyingContract": terms.asset,
+        },
         "message": {
-            "from": auth.from_,
-            "to": auth.to,
+            "from": payer,
+            "to": terms.pay_to,
             "value": value,
             "validAfter": valid_after,
             "validBefore": valid_before,
             "nonce": bytes.fromhex(nonce[2:]),
         },
     }
-    payer: str = to_checksum_address(auth.from_)
     try:
-        signer: str = Account.recover_message(
-            encode_typed_data(full_message=typed), signature=payload.signature
-        )
+        signable = encode_typed_data(full_message=typed)
+        signer: str = Account.recover_message(signable, signature=payload.signature)
     except Exception:  # eth-keys raises BadSignature, ValueError or ValidationError
         signer = ""
     if signer != payer:
-        raise PaymentRejected(
-            REASON_INVALID_SIGNATURE, f"signature does not recover to authorization.from {payer}"
-        )
+        raise PaymentRejected(PaymentReason.INVALID_SIGNATURE, f"not signed by from {payer}")
     return VerifiedPayment(
         payer=payer,
         value=value,
         nonce=nonce,
         valid_after=valid_after,
         valid_before=valid_before,
-        network=envelope.network,
-        scheme=envelope.scheme,
+        network=network,
+        scheme=scheme,
         signature=payload.signature.lower(),
     )
 
@@ -478,20 +466,6 @@ def payment_response_header(verified: VerifiedPayment, network: str | None = Non
     return base64.b64encode(msgspec.json.encode(body)).decode("ascii")
 
 
-def job_auth_message(job_id: str, action: Literal["status", "cancel"]) -> str:
-    """The exact text ``@bankr/sdk`` signs for a job request.
-
-    Example::
-
-        job_auth_message("job_1", "cancel")  # "Cancel job job_1"
-    """
-    if action == "status":
-        return f"Get job status for {job_id}"
-    if action == "cancel":
-        return f"Cancel job {job_id}"
-    raise ValueError(f"action must be 'status' or 'cancel', got {action!r}")
-
-
 @functools.lru_cache(maxsize=4096)
 def _personal_signer(message: str, signature: str) -> str:
     # Memoised: viem signs deterministically (RFC 6979) and the SDK re-sends the
@@ -520,21 +494,21 @@ def verify_job_signature(
     signature = lowered.get("x-signature")
     message = lowered.get("x-message")
     if not wallet:
-        raise JobAuthError("missing_wallet_address", "the wallet-address header is required")
+        raise JobAuthError(JobAuthReason.MISSING_WALLET_ADDRESS, "wallet-address header needed")
     if not signature:
-        raise JobAuthError("missing_signature", "the x-signature header is required")
+        raise JobAuthError(JobAuthReason.MISSING_SIGNATURE, "x-signature header needed")
     if not message:
-        raise JobAuthError("missing_message", "the x-message header is required")
+        raise JobAuthError(JobAuthReason.MISSING_MESSAGE, "x-message header needed")
     if not _HEX_ADDRESS.fullmatch(wallet):
-        raise JobAuthError("invalid_wallet_address", f"not a 20-byte hex address: {wallet!r}")
-    expected = job_auth_message(job_id, action)
+        raise JobAuthError(JobAuthReason.INVALID_WALLET_ADDRESS, f"not an address: {wallet!r}")
+    expected = _JOB_MESSAGES[action].format(job_id)
     if message != expected:
-        raise JobAuthError("message_mismatch", f"x-message must be exactly {expected!r}")
+        raise JobAuthError(JobAuthReason.MESSAGE_MISMATCH, f"x-message must be {expected!r}")
     if not _HEX_SIGNATURE_65.fullmatch(signature):
-        raise JobAuthError("invalid_signature", "x-signature must be 0x and 65 bytes of hex")
+        raise JobAuthError(JobAuthReason.INVALID_SIGNATURE, "x-signature: not 65 bytes of hex")
     signer = _personal_signer(message, signature.lower())
     if not signer:
-        raise JobAuthError("invalid_signature", "x-signature is not a valid secp256k1 signature")
+        raise JobAuthError(JobAuthReason.INVALID_SIGNATURE, "x-signature does not recover")
     if signer.lower() != wallet.lower():
-        raise JobAuthError("signer_mismatch", f"x-message was signed by {signer}, not {wallet}")
+        raise JobAuthError(JobAuthReason.SIGNER_MISMATCH, f"signed by {signer}, not {wallet}")
     return signer
