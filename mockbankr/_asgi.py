@@ -10,7 +10,6 @@ milliseconds of wall time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import httpx
 from starlette.types import ASGIApp
@@ -41,19 +40,30 @@ class AsyncClockTransport(httpx.AsyncBaseTransport):
         timeout = request.extensions.get("timeout", {}).get("read")
         if timeout is None:
             return await self._call(request)
-        call = asyncio.ensure_future(self._call(request))
-        timer = asyncio.ensure_future(self._clock.sleep(timeout))
+        # Like asyncio.timeout(), but on the clock: the request runs inline and a
+        # timer task cancels it when the clock reaches the deadline. A request the
+        # app answers without waiting never even starts the timer.
+        task = asyncio.current_task()
+        assert task is not None
+        fired = False
+
+        async def expire() -> None:
+            nonlocal fired
+            await self._clock.sleep(timeout)
+            fired = True
+            task.cancel()
+
+        timer = asyncio.ensure_future(expire())
         try:
-            await asyncio.wait({call, timer}, return_when=asyncio.FIRST_COMPLETED)
+            return await self._call(request)
+        except asyncio.CancelledError:
+            if fired and task.uncancel() == 0:
+                raise httpx.ReadTimeout(
+                    f"no response within {timeout} s", request=request
+                ) from None
+            raise
         finally:
             timer.cancel()
-            if not call.done():
-                call.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await call
-        if call.cancelled():
-            raise httpx.ReadTimeout(f"no response within {timeout} s", request=request)
-        return call.result()
 
     async def _call(self, request: httpx.Request) -> httpx.Response:
         try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
+import functools
 import heapq
 import itertools
 import time
@@ -226,6 +227,7 @@ class VirtualClock:
                 fut.set_result(None)
 
 
+@functools.lru_cache(maxsize=65536)
 def iso(t: float) -> str:
     """Simulated unix seconds as the ISO-8601 UTC form JavaScript's ``toISOString`` gives.
 
