@@ -32,10 +32,10 @@ test: lint peer
 ## the official @bankr/cli and @bankr/sdk from npm, into the ignored .peer/
 peer: $(PEER)/.installed
 
-$(PEER)/.installed: peer/package.json
+$(PEER)/.installed: peer/package.json peer/package-lock.json
 	mkdir -p $(PEER)
-	cp peer/package.json $(PEER)/package.json
-	cd $(PEER) && npm install --no-audit --no-fund --loglevel=error
+	cp peer/package.json peer/package-lock.json $(PEER)/
+	cd $(PEER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
 bench: install
