@@ -1,0 +1,207 @@
+"""Status-poll throughput: ``GET /agent/job/{id}`` as a ratio to a bare Starlette endpoint.
+
+Two uvicorn processes run side by side on one core (:mod:`bench._serve`): mockbankr
+with 10,000 live jobs, and the baseline, a Starlette route answering a pre-encoded
+body of a typical poll response's size. wrk runs on another core (``-t1 -c32``),
+polling random job ids of one API key (``_poll.lua``); both servers get the very
+same requests. Runs alternate bare, mock, bare, mock, ... after a warm-up of each,
+and the figure is the median of the per-round ratios. Target: at least 0.75.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench._serve import POLLED_KEY
+from bench.figures import Figure, at_least, info
+
+__all__ = ["ROUNDS", "TARGET_RATIO", "run"]
+
+logger = logging.getLogger("bench")
+
+TARGET_RATIO = 0.75
+ROUNDS = 3
+DURATION_S = 5
+WARMUP_S = 2
+CONNECTIONS = 32
+#: A server must announce its port within this many seconds.
+START_TIMEOUT_S = 30
+LUA = Path(__file__).with_name("_poll.lua")
+#: The command of a benchmark server, followed by ``poll|bare --dir DIR``.
+SERVE = [sys.executable, "-m", "bench._serve"]
+
+
+@dataclass(frozen=True)
+class _Server:
+    kind: str
+    url: str
+    facts: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    bytes_per_request: float
+
+
+def _cpus() -> tuple[str | None, str | None]:
+    """The cores for the servers and for wrk, or ``None`` when pinning is impossible."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or shutil.which("taskset") is None:
+        logger.warning("poll: fewer than 2 cores or no taskset: running unpinned")
+        return None, None
+    return str(cpus[0]), str(cpus[1])
+
+
+def _pinned(cpu: str | None, command: list[str]) -> list[str]:
+    return command if cpu is None else ["taskset", "-c", cpu, *command]
+
+
+@contextlib.contextmanager
+def _server(kind: str, workdir: Path, cpu: str | None) -> Iterator[_Server]:
+    """Start ``python -m bench._serve KIND``, wait for its announcement, stop it after."""
+    log = (workdir / f"{kind}.log").open("w+b")
+    proc = subprocess.Popen(
+        _pinned(cpu, [*SERVE, kind, "--dir", str(workdir)]),
+        stdout=subprocess.PIPE,
+        stderr=log,
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+        line = proc.stdout.readline() if ready else b""
+        if not line:
+            proc.kill()
+            proc.wait()
+            log.seek(0)
+            raise RuntimeError(
+                f"the {kind} server did not start:\n{log.read().decode(errors='replace')}"
+            )
+        facts = json.loads(line)
+        yield _Server(kind, f"http://127.0.0.1:{facts['port']}", facts)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def _check(server: _Server, workdir: Path) -> None:
+    """One request by hand: the server answers 200 with a job body for a polled id."""
+    job_id = (workdir / "ids").read_text(encoding="ascii").split()[0]
+    request = urllib.request.Request(
+        f"{server.url}/agent/job/{job_id}", headers={"X-API-Key": POLLED_KEY}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        body = json.loads(response.read())
+    if response.status != 200 or "jobId" not in body:
+        raise RuntimeError(f"{server.kind}: unexpected answer {response.status} {body}")
+
+
+def _wrk(wrk: str, server: _Server, workdir: Path, cpu: str | None, seconds: int) -> _Run:
+    command = [
+        wrk,
+        "-t1",
+        f"-c{CONNECTIONS}",
+        f"-d{seconds}s",
+        "-s",
+        str(LUA),
+        server.url,
+        "--",
+        str(workdir / "ids"),
+        POLLED_KEY,
+        "1",
+    ]
+    done = subprocess.run(
+        _pinned(cpu, command), capture_output=True, text=True, timeout=seconds + 20, check=False
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("BENCH ")]
+    if done.returncode != 0 or not lines:
+        raise RuntimeError(f"wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    result = json.loads(lines[-1].removeprefix("BENCH "))
+    errors = {k: result[k] for k in ("connect", "read", "write", "status", "timeout") if result[k]}
+    if errors or not result["requests"]:
+        raise RuntimeError(f"{server.kind}: wrk saw errors {errors} (non-2xx = status)")
+    return _Run(
+        rps=result["requests"] / (result["duration_us"] / 1e6),
+        p50_ms=result["p50_us"] / 1000,
+        p99_ms=result["p99_us"] / 1000,
+        bytes_per_request=result["bytes"] / result["requests"],
+    )
+
+
+def run() -> list[Figure]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed: apt-get install -y wrk")
+    server_cpu, wrk_cpu = _cpus()
+    runs: dict[str, list[_Run]] = {"bare": [], "poll": []}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="mockbankr-bench-") as tmp:
+        workdir = Path(tmp)
+        # mock first: it writes the ids and the typical body the baseline serves.
+        with (
+            _server("poll", workdir, server_cpu) as mock,
+            _server("bare", workdir, server_cpu) as bare,
+        ):
+            logger.info("poll: mockbankr up with %s", mock.facts)
+            for server in (bare, mock):
+                _check(server, workdir)
+                _wrk(wrk, server, workdir, wrk_cpu, WARMUP_S)
+            for round_ in range(1, ROUNDS + 1):
+                for server in (bare, mock):
+                    result = _wrk(wrk, server, workdir, wrk_cpu, DURATION_S)
+                    runs[server.kind].append(result)
+                    logger.info(
+                        "poll: round %d %-4s %8.0f req/s  p50 %.2f ms  p99 %.2f ms  %.0f B/resp",
+                        round_,
+                        server.kind,
+                        result.rps,
+                        result.p50_ms,
+                        result.p99_ms,
+                        result.bytes_per_request,
+                    )
+    logger.info("poll: done in %.0f s", time.perf_counter() - started)
+
+    ratios = [m.rps / b.rps for b, m in zip(runs["bare"], runs["poll"], strict=True)]
+    bare_rps = statistics.median(r.rps for r in runs["bare"])
+    mock_rps = statistics.median(r.rps for r in runs["poll"])
+    mix = mock.facts["mix"]
+    polled = mock.facts["polled"]
+    return [
+        at_least("mockbankr / bare throughput", statistics.median(ratios), "x", TARGET_RATIO),
+        info("bare Starlette, median", bare_rps, "req/s"),
+        info("mockbankr GET /agent/job/{id}, median", mock_rps, "req/s"),
+        info("mockbankr p99 latency, median", _median_p99(runs["poll"]), "ms"),
+        info("baseline body (median poll body)", bare.facts["body_bytes"], "B"),
+        info("jobs in the store", mock.facts["jobs"], "jobs"),
+        *(
+            info(f"polled jobs {status} at start", 100 * count / polled, "%")
+            for status, count in sorted(mix.items())
+        ),
+    ]
+
+
+def _median_p99(runs: list[_Run]) -> float:
+    return statistics.median(r.p99_ms for r in runs)
