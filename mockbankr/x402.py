@@ -27,7 +27,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
@@ -231,9 +231,10 @@ def usdc_to_atomic(amount: Decimal | str) -> int:
         value = Decimal(amount)
     except (InvalidOperation, TypeError, ValueError):
         raise ConfigError(f"not a decimal USDC amount: {amount!r}") from None
-    if not value.is_finite() or value < 0:
-        raise ConfigError(f"a USDC amount must be finite and >= 0, got {amount!r}")
-    atomic = value.scaleb(USDC_DECIMALS)
+    if not value.is_finite() or value < 0 or value.adjusted() > 70:
+        raise ConfigError(f"a USDC amount must be finite, >= 0 and < 1e71, got {amount!r}")
+    # Exact: scaleb only moves the exponent, so the coefficient's digits always fit.
+    atomic = value.scaleb(USDC_DECIMALS, Context(prec=len(value.as_tuple().digits) + 1))
     if atomic != atomic.to_integral_value():
         raise ConfigError(f"{amount!r} has more than {USDC_DECIMALS} decimal places")
     return int(atomic)
