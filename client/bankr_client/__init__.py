@@ -56,7 +56,6 @@ from bankr_client.models import (
 from bankr_client.retry import RetryPolicy
 
 __all__ = [
-    "USDC_BASE",
     "APIError",
     "ApiKeyAuth",
     "AsyncBankrClient",
@@ -92,6 +91,7 @@ __all__ = [
     "StatusUpdate",
     "SystemClock",
     "TransportError",
+    "USDC_BASE",
     "X402Auth",
     "__version__",
 ]
