@@ -57,3 +57,29 @@ def test_the_sync_client_and_its_batches():
         items = client.prompt_many(["What is the price of BTC?", "Check my balance"])
         assert [item.ok for item in items] == [True, True]
         client.close()
+
+
+def test_payments_and_job_signatures_pass_the_simulators_verifier(flavour: str):
+    from mockbankr.x402 import PaymentTerms, challenge_body, verify_job_signature, verify_payment
+
+    from .fakeapi import Answer, FakeBankr, RecordingClock, drive, job
+    from .test_x402 import PAYER, auth, paid
+
+    clock = RecordingClock(start=1_736_937_000.0)
+    terms = PaymentTerms()
+    fake = FakeBankr(
+        clock,
+        prompt=[Answer(402, challenge_body(terms, "http://bankr.test/v2/prompt")), paid()],
+        status=[job("completed")],
+    )
+
+    def run(client: object) -> object:
+        return client.prompt_and_wait("hi")
+
+    drive(flavour, fake, run, auth=auth())
+    header = fake.of("prompt")[1].request.headers["X-PAYMENT"]
+    verified = verify_payment(header, terms, now=clock.now())
+    assert verified.payer == PAYER
+    assert verified.value == terms.price_atomic
+    status_headers = fake.of("status")[0].request.headers
+    assert verify_job_signature(status_headers, "job_1", "status") == PAYER
