@@ -148,7 +148,8 @@ def configure(
     unix_now: Callable[[], float] = time.time
     if isinstance(auth, X402Auth) and auth.now is not None:
         unix_now = auth.now
-    elif clock is not None:
+    elif clock is not None and not isinstance(clock, SystemClock):
+        # An injected clock is taken to count unix seconds, as every simulator clock does.
         unix_now = clock.now
     return Settings(
         base_url=url.rstrip("/"),

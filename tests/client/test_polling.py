@@ -281,3 +281,25 @@ def test_poll_rejects_nonsense_before_any_request(
     with pytest.raises(ValueError, match="must be"):
         drive(flavour, fake, lambda c: c.poll_job("job_1", **kwargs))
     assert fake.calls == []
+
+
+def test_prompt_retries_that_outlast_the_deadline_end_in_a_poll_timeout(
+    flavour: str, clock: RecordingClock
+):
+    fake = FakeBankr(clock, prompt=[error(429, headers={"Retry-After": "100"}), accepted()])
+    start = clock.now()
+    with pytest.raises(PollTimeoutError) as info:
+        drive(flavour, fake, lambda c: c.prompt_and_wait("hi", timeout=10.0), retry=NO_JITTER)
+    assert info.value.job_id is None
+    assert isinstance(info.value.__cause__, RateLimitError)
+    assert clock.now() == start + 10.0
+    assert len(fake.of("prompt")) == 1
+
+
+def test_a_prompt_cut_by_the_deadline_is_not_resent(flavour: str, clock: RecordingClock):
+    fake = FakeBankr(clock, prompt=[Hang(100.0, accepted()), accepted()])
+    start = clock.now()
+    with pytest.raises(RequestTimeoutError):
+        drive(flavour, fake, lambda c: c.prompt_and_wait("hi", timeout=10.0), timeout=60.0)
+    assert clock.now() == start + 10.0
+    assert len(fake.of("prompt")) == 1

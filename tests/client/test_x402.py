@@ -17,6 +17,7 @@ from bankr_client import (
     Price,
     RetryPolicy,
     ServerError,
+    SystemClock,
     X402Auth,
 )
 from eth_account import Account
@@ -276,7 +277,9 @@ def test_the_default_clock_signs_with_wall_time():
 
     from bankr_client import BankrClient
 
-    with BankrClient("http://x", auth=auth(), transport=httpx.MockTransport(handler)) as client:
+    transport = httpx.MockTransport(handler)
+    clock = SystemClock()  # explicit, but still monotonic: never used for the window
+    with BankrClient("http://x", auth=auth(), transport=transport, clock=clock) as client:
         before = time.time()
         client.prompt("hi")
         after = time.time()
