@@ -6,9 +6,11 @@ Authentication is ``X-API-Key``. By default any non-empty key is accepted;
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import msgspec
+from eth_utils.address import to_checksum_address
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -113,6 +115,23 @@ class AgentApi:
         owner = self.owner(request)
         job = await self._sim.cancel(self._job_id(request), owner=owner)
         return JSONResponse(cancel_body(job))
+
+    async def me(self, request: Request) -> Response:
+        """``GET /agent/me`` (removed upstream, still called by ``bankr login`` and ``whoami``).
+
+        The wallet is a made-up address derived from the key, stable across runs.
+        """
+        key = self.owner(request).removeprefix("key:")
+        digest = hashlib.sha256(key.encode()).hexdigest()
+        return JSONResponse(
+            {
+                "success": True,
+                "wallets": [{"chain": "evm", "address": to_checksum_address("0x" + digest[:40])}],
+                "socialAccounts": [],
+                "bankrClub": {"active": False},
+                "leaderboard": {"score": 0},
+            }
+        )
 
     async def job_id_missing(self, request: Request) -> Response:
         self.owner(request)

@@ -43,6 +43,7 @@ def build_routes(agent: AgentApi, control: ControlApi) -> list[BaseRoute]:
     return [
         Route("/_health", agent.health, methods=["GET"]),
         Route("/agent/prompt", agent.prompt, methods=["POST"]),
+        Route("/agent/me", agent.me, methods=["GET"]),
         Route("/agent/job", agent.job_id_missing, methods=["GET"]),
         Route("/agent/job/", agent.job_id_missing, methods=["GET"]),
         Route("/__mock/clock", c(control.get_clock), methods=["GET"]),

@@ -191,6 +191,19 @@ def test_restricted_keys(clock: VirtualClock) -> None:
         assert http.get("/_health").status_code == 200
 
 
+def test_me_gives_a_stable_made_up_wallet_per_key(http: httpx.Client) -> None:
+    first = http.get("/agent/me").json()
+    assert first["success"] is True
+    (wallet,) = first["wallets"]
+    assert wallet["chain"] == "evm"
+    assert wallet["address"].startswith("0x")
+    assert len(wallet["address"]) == 42
+    assert http.get("/agent/me").json() == first
+    other = http.get("/agent/me", headers={"X-API-Key": OTHER_KEY}).json()
+    assert other["wallets"] != first["wallets"]
+    assert http.get("/agent/me", headers={"X-API-Key": ""}).status_code == 401
+
+
 def test_health(http: httpx.Client) -> None:
     response = http.get("/_health")
     assert (response.status_code, response.json()) == (200, {"status": "ok"})
