@@ -22,7 +22,18 @@ from bankr_client import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .fakeapi import Answer, Fail, FakeBankr, Hang, RecordingClock, accepted, drive, error, job
+from .fakeapi import (
+    Answer,
+    Fail,
+    FakeBankr,
+    Hang,
+    RecordingClock,
+    Step,
+    accepted,
+    drive,
+    error,
+    job,
+)
 
 NON_TERMINAL = ["pending", "processing"]
 TERMINAL = ["completed", "failed", "cancelled"]
@@ -133,6 +144,51 @@ def test_poll_never_passes_the_deadline(
         assert call.start < deadline
         assert call.read_timeout is not None
         assert call.read_timeout <= min(request_timeout, deadline - call.start) + 1e-9
+
+
+TRANSIENT: list[Step] = [
+    job("pending"),
+    job("processing"),
+    error(429, headers={"Retry-After": "4"}),
+    error(429, headers={"Retry-After": "400"}),
+    error(503),
+    error(500),
+    Fail(httpx.ConnectError),
+    Fail(httpx.ReadTimeout),
+    Hang(7.0, job("processing")),
+    Hang(1e6, job("processing")),
+]
+
+
+@PROPS
+@given(
+    flavour=st.sampled_from(["sync", "async"]),
+    script=st.lists(st.sampled_from(TRANSIENT), min_size=1, max_size=30),
+    interval=st.floats(0.1, 10.0),
+    timeout=st.floats(0.5, 60.0),
+    latency=st.floats(0.0, 3.0),
+)
+def test_retries_and_hangs_never_pass_the_deadline_either(
+    flavour: str, script: list[Step], interval: float, timeout: float, latency: float
+):
+    clock = RecordingClock()
+    fake = FakeBankr(clock, status=script, latency=latency)
+    deadline = clock.now() + timeout
+    policy = RetryPolicy(max_retries=1000, backoff_base=0.5, backoff_max=20.0)
+    with pytest.raises(PollTimeoutError):
+        drive(
+            flavour,
+            fake,
+            lambda c: c.poll_job("job_1", interval=interval, max_attempts=10_000, timeout=timeout),
+            retry=policy,
+        )
+    assert clock.now() <= deadline + latency + 1e-9
+    for at, seconds in clock.sleeps:
+        assert at + seconds <= deadline + 1e-9
+    for call in fake.of("status"):
+        assert call.start < deadline
+        assert call.read_timeout is not None
+        assert call.start + call.read_timeout <= deadline + 1e-9
 
 
 @pytest.mark.parametrize("hang", [50.0, 1e6])
