@@ -231,12 +231,14 @@ def usdc_to_atomic(amount: Decimal | str) -> int:
         value = Decimal(amount)
     except (InvalidOperation, TypeError, ValueError):
         raise ConfigError(f"not a decimal USDC amount: {amount!r}") from None
-    if not value.is_finite() or value < 0 or value.adjusted() > 70:
-        raise ConfigError(f"a USDC amount must be finite, >= 0 and < 1e71, got {amount!r}")
+    if not value.is_finite() or value < 0 or value.adjusted() > 80:
+        raise ConfigError(f"a USDC amount must be finite, >= 0 and fit a uint256: {amount!r}")
     # Exact: scaleb only moves the exponent, so the coefficient's digits always fit.
     atomic = value.scaleb(USDC_DECIMALS, Context(prec=len(value.as_tuple().digits) + 1))
     if atomic != atomic.to_integral_value():
         raise ConfigError(f"{amount!r} has more than {USDC_DECIMALS} decimal places")
+    if atomic >= _UINT256_LIMIT:
+        raise ConfigError(f"a USDC amount must be finite, >= 0 and fit a uint256: {amount!r}")
     return int(atomic)
 
 

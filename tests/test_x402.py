@@ -524,7 +524,10 @@ def test_usdc_conversions(usdc: str, atomic: int, text: str) -> None:
     assert atomic_to_usdc(atomic) == text
 
 
-@pytest.mark.parametrize("bad", ["0.0000001", "-0.1", "NaN", "Infinity", "ten", "", "1e999999999"])
+@pytest.mark.parametrize(
+    "bad",
+    ["0.0000001", "-0.1", "NaN", "Infinity", "ten", "", "1e999999999", str(2**256 // 10**6 + 1)],
+)
 def test_usdc_to_atomic_refuses_bad_amounts(bad: str) -> None:
     with pytest.raises(ConfigError):
         usdc_to_atomic(bad)
