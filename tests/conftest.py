@@ -46,3 +46,6 @@ def http(app: Starlette, clock: VirtualClock) -> Iterator[httpx.Client]:
         transport=transport, base_url="http://mockbankr.local", headers={"X-API-Key": KEY}
     ) as client:
         yield client
+
+
+pytest_plugins = ["pytester"]
