@@ -34,7 +34,7 @@ async def read_json_object(request: Request) -> dict[str, Any]:
     if not body.strip():
         raise wire.invalid_request()
     try:
-        data = msgspec.json.decode(body)
+        data = wire.decode_json(body)
     except msgspec.DecodeError as exc:
         raise wire.invalid_json(f"malformed JSON: {exc}") from exc
     if not isinstance(data, dict):

@@ -30,6 +30,7 @@ from mockbankr.settings import Settings
 from mockbankr.steering import ConnectionDropped, SteeringMiddleware
 from mockbankr.store import JobStore
 from mockbankr.timing import TimingTable, load_timing
+from mockbankr.v2_api import V2Api
 from mockbankr.wire import JSONResponse
 
 __all__ = ["build_routes", "create_app"]
@@ -37,7 +38,7 @@ __all__ = ["build_routes", "create_app"]
 logger = logging.getLogger("mockbankr")
 
 
-def build_routes(agent: AgentApi, control: ControlApi) -> list[BaseRoute]:
+def build_routes(agent: AgentApi, v2: V2Api, control: ControlApi) -> list[BaseRoute]:
     """Every route of the server, fixed paths before parameterised ones."""
     c = control.guard
     return [
@@ -46,6 +47,7 @@ def build_routes(agent: AgentApi, control: ControlApi) -> list[BaseRoute]:
         Route("/agent/me", agent.me, methods=["GET"]),
         Route("/agent/job", agent.job_id_missing, methods=["GET"]),
         Route("/agent/job/", agent.job_id_missing, methods=["GET"]),
+        Route("/v2/prompt", v2.prompt, methods=["POST"]),
         Route("/__mock/clock", c(control.get_clock), methods=["GET"]),
         Route("/__mock/clock", c(control.set_clock), methods=["POST"]),
         Route("/__mock/jobs", c(control.list_jobs), methods=["GET"]),
@@ -54,9 +56,12 @@ def build_routes(agent: AgentApi, control: ControlApi) -> list[BaseRoute]:
         Route("/__mock/rules", c(control.clear_rules), methods=["DELETE"]),
         Route("/__mock/journal", c(control.get_journal), methods=["GET"]),
         Route("/__mock/journal", c(control.clear_journal), methods=["DELETE"]),
+        Route("/__mock/ledger", c(control.get_ledger), methods=["GET"]),
         Route("/__mock/reset", c(control.reset), methods=["POST"]),
         Route("/agent/job/{job_id}", agent.job, methods=["GET"]),
         Route("/agent/job/{job_id}/cancel", agent.cancel, methods=["POST"]),
+        Route("/v2/job/{job_id}", v2.job, methods=["GET"]),
+        Route("/v2/job/{job_id}/cancel", v2.cancel, methods=["POST"]),
         Route("/__mock/jobs/{job_id}", c(control.get_job), methods=["GET"]),
         Route("/__mock/jobs/{job_id}/outcome", c(control.force_outcome), methods=["POST"]),
         Route("/__mock/rules/{rule_id}", c(control.delete_rule), methods=["DELETE"]),
@@ -118,7 +123,7 @@ def create_app(
         sim, rules, journal, admin_token=settings.admin_token, reset_hooks=[clear_limits]
     )
     app = Starlette(
-        routes=build_routes(agent, control),
+        routes=build_routes(agent, V2Api(sim, settings.payment), control),
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

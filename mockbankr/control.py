@@ -21,6 +21,7 @@ from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, ConfigError
 from mockbankr.jobs import FOREVER, JobRecord, JobStatus, forced, job_body, status_of
 from mockbankr.journal import Journal
+from mockbankr.ledger import summarize
 from mockbankr.rules import RuleSet, parse_rule
 from mockbankr.wire import JSONResponse
 
@@ -273,7 +274,15 @@ class ControlApi:
     async def add_rule(self, request: Request) -> Response:
         data = await read_json_object(request)
         try:
-            rule_id = self.rules.add(parse_rule(data))
+            rule = parse_rule(data)
+        except ConfigError as exc:
+            raise _bad(str(exc)) from exc
+        for category in (rule.match.category, rule.action.job and rule.action.job.category):
+            if category and category not in self.sim.table.categories:
+                known = ", ".join(self.sim.table.categories)
+                raise _bad(f"unknown category {category!r} (known: {known})")
+        try:
+            rule_id = self.rules.add(rule)
         except ConfigError as exc:
             raise _bad(str(exc)) from exc
         listed = next(r for r in self.rules.listing() if r["id"] == rule_id)
@@ -303,6 +312,18 @@ class ControlApi:
     async def clear_journal(self, request: Request) -> Response:
         self.journal.clear()
         return JSONResponse({"entries": []})
+
+    # -- ledger ---------------------------------------------------------------
+
+    async def get_ledger(self, request: Request) -> Response:
+        entries = await self.sim.store.ledger()
+        now = self.sim.clock.now()
+        statuses: dict[str, str] = {}
+        for entry in entries:
+            job = await self.sim.store.get(entry.job_id)
+            if job is not None:
+                statuses[entry.job_id] = status_of(job, now).value
+        return JSONResponse(summarize(entries, statuses))
 
     # -- reset ----------------------------------------------------------------
 

@@ -76,6 +76,20 @@ class Simulator:
         the outcome, after sampling, so a shaped job draws the same random
         stream as an unshaped one.
         """
+        job = await self.new_job(prompt, owner=owner, thread_id=thread_id, shape=shape)
+        if not await self.store.add(job):
+            raise wire.server_error("job id collision")  # pragma: no cover - a race
+        return job
+
+    async def new_job(
+        self,
+        prompt: str,
+        *,
+        owner: str,
+        thread_id: str | None = None,
+        shape: JobShape | None = None,
+    ) -> JobRecord:
+        """A new job's record, sampled but not stored (see :meth:`submit`)."""
         now = self.clock.now()
         seq = await self.store.next_seq()
         rng = self.job_rng(seq)
@@ -88,7 +102,7 @@ class Simulator:
         job_id = _random_id(rng, "job_")
         while await self.store.get(job_id) is not None:
             job_id = _random_id(rng, "job_")
-        job = _shaped(
+        return _shaped(
             JobRecord(
                 id=job_id,
                 owner=sys.intern(owner),
@@ -104,9 +118,6 @@ class Simulator:
             sample,
             shape,
         )
-        if not await self.store.add(job):
-            raise wire.server_error("job id collision")  # pragma: no cover
-        return job
 
     async def get(self, job_id: str, *, owner: str) -> JobRecord:
         """The caller's job; a missing, foreign or vanished job is the same 404."""

@@ -193,8 +193,7 @@ def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
         "cancellable": not status.terminal,
     }
     until = min(now, job.finished_at)
-    if status is JobStatus.CANCELLED:
-        assert job.cancelled_at is not None
+    if status is JobStatus.CANCELLED and job.cancelled_at is not None:
         until = job.cancelled_at
     body["statusUpdates"] = _updates(job, category, until)
     if until >= job.started_at:
@@ -208,8 +207,8 @@ def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
     elif status is JobStatus.FAILED:
         body["completedAt"] = iso(job.finished_at)
         body["error"] = job.error or category.errors[job.variant % len(category.errors)]
-    elif status is JobStatus.CANCELLED:
-        body["cancelledAt"] = iso(job.cancelled_at)  # type: ignore[arg-type]
+    elif job.cancelled_at is not None:  # status is CANCELLED
+        body["cancelledAt"] = iso(job.cancelled_at)
     return body
 
 

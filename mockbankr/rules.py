@@ -53,7 +53,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, omit_defa
     pass
 
 
-class Match(_Strict):
+class Match(_Strict, frozen=True):
     """Which requests a rule applies to; every given key must match."""
 
     method: str | None = None
@@ -64,25 +64,25 @@ class Match(_Strict):
     category: str | None = None
 
 
-class Respond(_Strict):
+class Respond(_Strict, frozen=True):
     status: int
     body: Any = None
     headers: dict[str, str] = {}
 
 
-class Delay(_Strict):
+class Delay(_Strict, frozen=True):
     seconds: float
 
 
-class Hang(_Strict):
+class Hang(_Strict, frozen=True):
     seconds: float = HANG_CAP
 
 
-class Empty(_Strict):
+class Empty(_Strict, frozen=True):
     pass
 
 
-class JobShape(_Strict):
+class JobShape(_Strict, frozen=True):
     """How a matching prompt's job behaves.
 
     ``outcome``: ``completed`` or ``failed`` (with ``error``) force the result;
@@ -98,7 +98,7 @@ class JobShape(_Strict):
     after: float | None = None
 
 
-class Action(_Strict):
+class Action(_Strict, frozen=True):
     """Exactly one of these keys."""
 
     respond: Respond | None = None
@@ -113,7 +113,7 @@ class Action(_Strict):
         return next(name for name in self.__struct_fields__ if getattr(self, name) is not None)
 
 
-class Rule(_Strict):
+class Rule(_Strict, frozen=True):
     """A match, an action, and how often it may fire."""
 
     match: Match = Match()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mockbankr.errors import ConfigError
 from mockbankr.rules import Rule
+from mockbankr.x402 import PaymentTerms
 
 __all__ = ["Settings"]
 
@@ -45,6 +46,8 @@ class Settings:
     daily_limit: int | None = None
     #: Fault rules the server starts with (and returns to on reset).
     rules: tuple[Rule, ...] = ()
+    #: What ``/v2/prompt`` charges and to whom (never settled).
+    payment: PaymentTerms = dataclasses.field(default_factory=PaymentTerms)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.port, int) and 0 <= self.port <= 65535):

@@ -22,6 +22,7 @@ from mockbankr.errors import ConfigError, MockbankrError
 from mockbankr.journal import Journal
 from mockbankr.rules import Action, Request, RuleSet, directive_action
 from mockbankr.timing import TimingTable
+from mockbankr.wire import decode_json
 
 __all__ = ["ConnectionDropped", "SteeringMiddleware"]
 
@@ -44,16 +45,28 @@ def _header_map(scope: Scope) -> dict[str, str]:
     return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
+class _Authorization(msgspec.Struct):
+    from_: str = msgspec.field(name="from")
+
+
+class _Payload(msgspec.Struct):
+    authorization: _Authorization
+
+
+class _PaymentPeek(msgspec.Struct):
+    payload: _Payload
+
+
 def _payer(x_payment: str | None) -> str | None:
     # The payer named in an X-PAYMENT header, unverified: only used for matching.
+    # Typed decoding stops at the first wrong level, so hostile nesting is cheap.
     if not x_payment:
         return None
     try:
-        data = msgspec.json.decode(base64.b64decode(x_payment, validate=False))
-        payer = data["payload"]["authorization"]["from"]
-    except (binascii.Error, msgspec.DecodeError, KeyError, TypeError, ValueError):
+        peek = msgspec.json.decode(base64.b64decode(x_payment), type=_PaymentPeek)
+    except (binascii.Error, msgspec.DecodeError, ValueError):
         return None
-    return payer if isinstance(payer, str) else None
+    return peek.payload.authorization.from_
 
 
 def _job_in_path(path: str) -> str | None:
@@ -188,7 +201,7 @@ class SteeringMiddleware:
             return {"type": "http.request", "body": body, "more_body": False}
 
         try:
-            data = msgspec.json.decode(body)
+            data = decode_json(body)
         except msgspec.DecodeError:
             return None, replay
         prompt = data.get("prompt") if isinstance(data, dict) else None

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
 from mockbankr.jobs import JobRecord
+from mockbankr.ledger import LedgerEntry
 
 __all__ = ["JobStore", "MemoryStore"]
 
@@ -57,8 +58,17 @@ class JobStore(Protocol):
         """How many jobs are stored."""
         ...
 
+    async def add_paid(self, job: JobRecord, payment: LedgerEntry) -> bool:
+        """Store a paid job and its ledger entry together, unless the payment's
+        nonce was used before: then ``False``, and nothing is stored."""
+        ...
+
+    async def ledger(self) -> list[LedgerEntry]:
+        """Every ledger entry, oldest first."""
+        ...
+
     async def clear(self) -> None:
-        """Forget every job and restart the sequence."""
+        """Forget every job and payment, and restart the sequence."""
         ...
 
 
@@ -72,6 +82,8 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._jobs: dict[str, JobRecord] = {}
+        self._payments: list[LedgerEntry] = []
+        self._nonces: set[str] = set()
         self._seq = itertools.count()
 
     async def next_seq(self) -> int:
@@ -107,6 +119,20 @@ class MemoryStore:
     async def count(self) -> int:
         return len(self._jobs)
 
+    async def add_paid(self, job: JobRecord, payment: LedgerEntry) -> bool:
+        # No await between the checks and the writes: atomic within the event loop.
+        if payment.nonce in self._nonces or job.id in self._jobs:
+            return False
+        self._nonces.add(payment.nonce)
+        self._payments.append(payment)
+        self._jobs[job.id] = job
+        return True
+
+    async def ledger(self) -> list[LedgerEntry]:
+        return list(self._payments)
+
     async def clear(self) -> None:
         self._jobs.clear()
+        self._payments.clear()
+        self._nonces.clear()
         self._seq = itertools.count()

@@ -113,9 +113,9 @@ class MockbankrEnv:
 
         if self._sync_transport is None:
             self._sync_transport = SyncClockTransport(self.app, self.clock)
-        kwargs = self._client_kwargs(options)
         # Its batch helper (prompt_many) runs on an async twin: give it our transport.
-        return BankrClient(transport=self._sync_transport, async_transport=self.transport, **kwargs)
+        kwargs = {"async_transport": self.transport, **self._client_kwargs(options)}
+        return BankrClient(transport=self._sync_transport, **kwargs)
 
     def _client_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {

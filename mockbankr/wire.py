@@ -16,10 +16,12 @@ from starlette.responses import Response
 from mockbankr.errors import ApiError
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
     "JSONResponse",
     "already_finished",
     "auth_required",
+    "decode_json",
     "invalid_json",
     "invalid_request",
     "job_id_required",
@@ -34,6 +36,48 @@ __all__ = [
 MAX_PROMPT_LENGTH = 10_000
 
 _encoder = msgspec.json.Encoder()
+
+#: Deepest JSON nesting a request body may have.
+MAX_JSON_DEPTH = 64
+
+
+def _depth(body: bytes) -> int:
+    """The deepest bracket nesting of a JSON text, ignoring brackets inside strings."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
+def decode_json(body: bytes) -> Any:
+    """Decode an untrusted JSON body, refusing nesting deeper than :data:`MAX_JSON_DEPTH`.
+
+    msgspec recurses in C; importing eth-account (py_ecc) raises Python's
+    recursion limit to 100,000, past the C stack, so a body of ~40 KB of ``[``
+    would crash the process instead of raising. Counting brackets first costs
+    nothing for ordinary bodies, which have far fewer than the limit.
+
+    Example::
+
+        decode_json(b'{"prompt": "hi"}') == {"prompt": "hi"}
+    """
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and _depth(body) > MAX_JSON_DEPTH:
+        raise msgspec.DecodeError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return msgspec.json.decode(body)
 
 
 class JSONResponse(Response):

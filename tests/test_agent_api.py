@@ -361,3 +361,23 @@ def test_bad_input_gets_the_documented_error_and_changes_nothing(
     assert message in body["message"]
     assert set(body) == {"error", "message"}
     assert sim.store._jobs == before  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"prompt": "hi", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b"[" * 200_000,
+        b'{"a":' * 40_000,
+    ],
+)
+def test_hostile_nesting_is_a_400_not_a_crash(http: httpx.Client, body: bytes) -> None:
+    import eth_account  # noqa: F401 - its py_ecc raises the recursion limit past the C stack
+
+    response = http.post("/agent/prompt", content=body)
+    assert response.status_code == 400
+    assert response.json()["error"] == "Invalid request"
+
+
+def test_brackets_inside_the_prompt_text_are_fine(http: httpx.Client) -> None:
+    submit(http, "[" * 5000 + "{" * 4000)

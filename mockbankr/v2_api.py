@@ -1,0 +1,142 @@
+"""The x402 flavour (``/v2/*``), used by ``@bankr/sdk``: pay per prompt, sign per job read.
+
+``POST /v2/prompt`` without ``X-PAYMENT`` answers the x402 v1 challenge (402).
+With it, the body is validated first (a bad body is a 400 and costs nothing),
+then the payment is verified locally (signature, recipient, amount, validity
+window, network, scheme) and, in one atomic store operation, its nonce is
+claimed, a ledger entry is written and the job is created, owned by the payer.
+Nothing is ever settled. A refused payment is a 402 whose ``error`` names the
+reason in the x402 vocabulary, and charges nothing.
+
+``GET /v2/job/{id}`` and ``POST /v2/job/{id}/cancel`` need the EIP-191
+``wallet-address``/``x-signature``/``x-message`` headers of the paying wallet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from mockbankr import wire
+from mockbankr.agent_api import read_json_object
+from mockbankr.core import Simulator
+from mockbankr.errors import ApiError
+from mockbankr.jobs import cancel_body
+from mockbankr.ledger import LedgerEntry
+from mockbankr.x402 import (
+    JobAuthError,
+    PaymentReason,
+    PaymentRejected,
+    PaymentTerms,
+    challenge_body,
+    payment_response_header,
+    transaction_hash,
+    verify_job_signature,
+    verify_payment,
+)
+
+__all__ = ["V2Api", "parse_v2_prompt_body"]
+
+PROMPT_ACCEPTED = "Prompt submitted successfully. Use the jobId to check status."
+
+
+def parse_v2_prompt_body(data: dict[str, Any]) -> str:
+    """Validate ``{prompt, walletAddress?, xmtp?}`` like the API-key prompt; the prompt."""
+    prompt = data.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise wire.invalid_request()
+    if len(prompt) > wire.MAX_PROMPT_LENGTH:
+        raise wire.prompt_too_long()
+    wallet = data.get("walletAddress")
+    if wallet is not None and not isinstance(wallet, str):
+        raise wire.invalid_json("walletAddress must be a string")
+    xmtp = data.get("xmtp")
+    if xmtp is not None and not isinstance(xmtp, bool):
+        raise wire.invalid_json("xmtp must be a boolean")
+    return prompt
+
+
+class V2Api:
+    """The ``/v2/*`` endpoints over the shared :class:`~mockbankr.core.Simulator`.
+
+    Example::
+
+        api = V2Api(sim, PaymentTerms())
+        Route("/v2/prompt", api.prompt, methods=["POST"])
+    """
+
+    def __init__(self, sim: Simulator, terms: PaymentTerms) -> None:
+        self._sim = sim
+        self._terms = terms
+
+    def _refuse(self, request: Request, reason: str, detail: str | None = None) -> ApiError:
+        body = challenge_body(self._terms, str(request.url), error=reason)
+        extra = {k: v for k, v in body.items() if k != "error"}
+        # x402 bodies carry no `message`; the SDK reads `error`. The detail helps humans.
+        return ApiError(402, reason, detail or reason, extra=extra)
+
+    async def prompt(self, request: Request) -> Response:
+        header = request.headers.get("x-payment")
+        if not header:
+            raise self._refuse(request, "X-PAYMENT header is required", "Payment required")
+        prompt = parse_v2_prompt_body(await read_json_object(request))
+        now = self._sim.clock.now()
+        try:
+            paid = verify_payment(header, self._terms, now)
+        except PaymentRejected as exc:
+            raise self._refuse(request, exc.reason, exc.detail) from exc
+        owner = "wallet:" + paid.payer
+        request.state.owner = paid.payer
+        job = await self._sim.new_job(
+            prompt, owner=owner, shape=request.scope.get("state", {}).get("job_shape")
+        )
+        entry = LedgerEntry(
+            payer=paid.payer,
+            amount_atomic=self._terms.price_atomic,
+            asset=self._terms.asset,
+            network=paid.network,
+            nonce=paid.nonce,
+            job_id=job.id,
+            prompt=prompt,
+            at=now,
+            transaction=transaction_hash(paid.nonce),
+        )
+        if not await self._sim.store.add_paid(job, entry):
+            raise self._refuse(
+                request, PaymentReason.NONCE_REUSED, "this authorization's nonce was used before"
+            )
+        request.state.job_id = job.id
+        return wire.JSONResponse(
+            {
+                "success": True,
+                "jobId": job.id,
+                "status": "pending",
+                "message": PROMPT_ACCEPTED,
+                "price": {"amount": str(self._terms.price_atomic), "asset": self._terms.asset},
+            },
+            status_code=202,
+            headers={"X-PAYMENT-RESPONSE": payment_response_header(paid)},
+        )
+
+    def _owner(self, request: Request, job_id: str, action: str) -> str:
+        request.state.job_id = job_id
+        try:
+            wallet = verify_job_signature(
+                request.headers, job_id, "cancel" if action == "cancel" else "status"
+            )
+        except JobAuthError as exc:
+            raise ApiError(401, "Authentication required", f"{exc.reason}: {exc.detail}") from exc
+        request.state.owner = wallet
+        return "wallet:" + wallet
+
+    async def job(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        owner = self._owner(request, job_id, "status")
+        return wire.JSONResponse(await self._sim.poll(job_id, owner=owner))
+
+    async def cancel(self, request: Request) -> Response:
+        job_id = request.path_params["job_id"]
+        owner = self._owner(request, job_id, "cancel")
+        return wire.JSONResponse(cancel_body(await self._sim.cancel(job_id, owner=owner)))
