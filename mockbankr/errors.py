@@ -5,8 +5,10 @@
     MockbankrError
     ├── ConfigError (ValueError)        bad settings, flags or environment variables
     │   └── FixtureError                a fixture file (timing table, rules) is invalid
-    └── ApiError                        an answer in the real API's error shape;
-                                        the app turns it into {"error", "message", ...}
+    ├── ApiError                        an answer in the real API's error shape;
+    │                                   the app turns it into {"error", "message", ...}
+    ├── PaymentRejected                 an X-PAYMENT header was refused (``reason``)
+    └── JobAuthError                    signed /v2/job headers name no wallet (``reason``)
 
 Every error body the server sends is built from an :class:`ApiError`, in
 :mod:`mockbankr.wire`, so the wire shape lives in one place.
@@ -17,7 +19,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ApiError", "ConfigError", "FixtureError", "MockbankrError"]
+__all__ = [
+    "ApiError",
+    "ConfigError",
+    "FixtureError",
+    "JobAuthError",
+    "MockbankrError",
+    "PaymentRejected",
+]
 
 
 class MockbankrError(Exception):
@@ -78,3 +87,37 @@ class ApiError(MockbankrError):
     def body(self) -> dict[str, Any]:
         """The JSON body the server sends for this error."""
         return {"error": self.error, "message": self.message, **self.extra}
+
+
+class _ReasonedError(MockbankrError):
+    """An error carrying a machine-readable ``reason`` and a human ``detail``."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class PaymentRejected(_ReasonedError):
+    """An X-PAYMENT header was refused.
+
+    ``reason`` is a :class:`~mockbankr.x402.PaymentReason`, ``detail`` prose.
+
+    Example::
+
+        try:
+            verify_payment(header, terms, now=clock.now())
+        except PaymentRejected as exc:
+            body = challenge_body(terms, url, error=exc.reason)
+    """
+
+
+class JobAuthError(_ReasonedError):
+    """Signed ``/v2/job/*`` headers authenticate no wallet.
+
+    ``reason`` is a :class:`~mockbankr.x402.JobAuthReason`, ``detail`` prose.
+
+    Example::
+
+        JobAuthError(JobAuthReason.MESSAGE_MISMATCH, "expected 'Cancel job job_1'")
+    """

@@ -38,7 +38,7 @@ from eth_account.messages import encode_defunct, encode_typed_data
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from mockbankr.errors import ConfigError, MockbankrError
+from mockbankr.errors import ConfigError, JobAuthError, PaymentRejected
 
 __all__ = [
     "DEFAULT_PAY_TO",
@@ -136,34 +136,6 @@ _TRANSFER_TYPES: Final = {
     }.items()
 }
 _JOB_MESSAGES: Final = {"status": "Get job status for {}", "cancel": "Cancel job {}"}
-
-
-class _ReasonedError(MockbankrError):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-class PaymentRejected(_ReasonedError):
-    """An X-PAYMENT header was refused: ``reason`` is a :class:`PaymentReason`, ``detail`` prose.
-
-    Example::
-
-        try:
-            verify_payment(header, terms, now=clock.now())
-        except PaymentRejected as exc:
-            body = challenge_body(terms, url, error=exc.reason)
-    """
-
-
-class JobAuthError(_ReasonedError):
-    """Signed ``/v2/job/*`` headers authenticate no wallet; ``reason`` is a :class:`JobAuthReason`.
-
-    Example::
-
-        JobAuthError(JobAuthReason.MESSAGE_MISMATCH, "expected 'Cancel job job_1'")
-    """
 
 
 def _checksummed(value: str, what: str) -> str:
