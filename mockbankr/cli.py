@@ -2,7 +2,8 @@
 
 Every option of ``mockbankr serve`` also reads a ``MOCKBANKR_*`` environment
 variable (``--port`` <- ``MOCKBANKR_PORT``, ``--api-key`` <- ``MOCKBANKR_API_KEY``,
-space-separated for several keys).
+space-separated for several keys). ``ledger``, ``rules`` and ``journal`` drive a
+running server (see :mod:`mockbankr._cli_remote`).
 """
 
 from __future__ import annotations
@@ -11,18 +12,31 @@ import logging
 import random
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
+from mockbankr._cli_remote import journal, ledger, rules
 from mockbankr.app import create_app
-from mockbankr.clock import RealClock, ScaledClock
+from mockbankr.clock import ScaledClock
+from mockbankr.control import is_loopback
 from mockbankr.errors import ConfigError
+from mockbankr.rules import load_rules_file
 from mockbankr.settings import Settings
 from mockbankr.store import MemoryStore
 from mockbankr.timing import load_timing
+from mockbankr.x402 import DEFAULT_PAY_TO, PaymentTerms, usdc_to_atomic
 
 __all__ = ["main"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _option(*names: str, env: str, **kwargs: Any) -> Callable[[_F], _F]:
+    """A ``click.option`` that also reads ``env`` and shows it in ``--help``."""
+    return click.option(*names, envvar=env, show_envvar=True, **kwargs)
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -49,62 +63,99 @@ def main() -> None:
 
 
 @main.command()
-@click.option(
+@_option(
     "--host",
-    envvar="MOCKBANKR_HOST",
+    env="MOCKBANKR_HOST",
     default="127.0.0.1",
     show_default=True,
-    show_envvar=True,
     help="Interface to listen on. Keep loopback unless you mean to share it.",
 )
-@click.option(
+@_option(
     "--port",
-    envvar="MOCKBANKR_PORT",
+    env="MOCKBANKR_PORT",
     type=click.IntRange(0, 65535),
     default=8402,
     show_default=True,
-    show_envvar=True,
     help="TCP port.",
 )
-@click.option(
+@_option(
     "--speed",
-    envvar="MOCKBANKR_SPEED",
+    env="MOCKBANKR_SPEED",
     type=click.FloatRange(min=0, min_open=True),
     default=1.0,
     show_default=True,
-    show_envvar=True,
     help="Simulated seconds per wall second: 20 makes a 10 s swap take 0.5 s.",
 )
-@click.option(
+@_option(
     "--seed",
-    envvar="MOCKBANKR_SEED",
+    env="MOCKBANKR_SEED",
     type=int,
     default=None,
-    show_envvar=True,
-    help="Seed every random choice: the same prompts in the same order "
-    "give the same ids, schedules and outcomes. Default: random.",
+    help="Seed every random choice: the same prompts in the same order give the same"
+    " ids, schedules and outcomes. Default: random.",
 )
-@click.option(
+@_option(
     "--fixtures",
-    envvar="MOCKBANKR_FIXTURES",
+    env="MOCKBANKR_FIXTURES",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     default=None,
-    show_envvar=True,
     help="Folder with your own timing.toml (default: the built-in table).",
 )
-@click.option(
+@_option(
     "--api-key",
     "api_keys",
-    envvar="MOCKBANKR_API_KEY",
+    env="MOCKBANKR_API_KEY",
     multiple=True,
-    show_envvar=True,
     help="Accept only this X-API-Key (repeatable). Default: any non-empty key.",
 )
-@click.option(
+@_option(
+    "--price-usdc",
+    env="MOCKBANKR_PRICE_USDC",
+    default="0.10",
+    show_default=True,
+    help="What /v2/prompt charges per job, in USDC (never settled).",
+)
+@_option(
+    "--pay-to",
+    env="MOCKBANKR_PAY_TO",
+    default=DEFAULT_PAY_TO,
+    show_default=True,
+    help="The payTo address of the x402 challenge.",
+)
+@_option(
+    "--rules",
+    "rules_file",
+    env="MOCKBANKR_RULES",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML file of fault rules ([[rules]] tables) to start with.",
+)
+@_option(
+    "--daily-limit",
+    env="MOCKBANKR_DAILY_LIMIT",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Prompts per key per rolling 24 simulated hours (429 beyond).",
+)
+@_option(
+    "--journal-size",
+    env="MOCKBANKR_JOURNAL_SIZE",
+    type=click.IntRange(min=1),
+    default=10_000,
+    show_default=True,
+    help="Requests the journal keeps.",
+)
+@_option(
+    "--admin-token",
+    env="MOCKBANKR_ADMIN_TOKEN",
+    default=None,
+    help="Require Authorization: Bearer TOKEN on /__mock/* (then from any address)."
+    " Without it, /__mock/* answers loopback callers only.",
+)
+@_option(
     "--log-requests/--no-log-requests",
-    envvar="MOCKBANKR_LOG_REQUESTS",
+    env="MOCKBANKR_LOG_REQUESTS",
     default=False,
-    show_envvar=True,
     help="Log one structured line per request.",
 )
 def serve(
@@ -114,6 +165,12 @@ def serve(
     seed: int | None,
     fixtures: Path | None,
     api_keys: tuple[str, ...],
+    price_usdc: str,
+    pay_to: str,
+    rules_file: Path | None,
+    daily_limit: int | None,
+    journal_size: int,
+    admin_token: str | None,
     log_requests: bool,
 ) -> None:
     """Run the simulator (in-memory store) until Ctrl-C."""
@@ -128,21 +185,34 @@ def serve(
             fixtures=fixtures,
             api_keys=frozenset(api_keys),
             log_requests=log_requests,
+            journal_size=journal_size,
+            admin_token=admin_token,
+            daily_limit=daily_limit,
+            rules=tuple(load_rules_file(rules_file)) if rules_file else (),
+            payment=PaymentTerms(price_atomic=usdc_to_atomic(price_usdc), pay_to=pay_to),
         )
         table = load_timing(settings.fixtures)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     _check_port_free(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    clock = RealClock() if speed == 1.0 else ScaledClock(speed)
-    rng = random.Random(seed)
-    app = create_app(settings, clock=clock, rng=rng, store=MemoryStore(), table=table)
+    clock = ScaledClock(speed)
+    app = create_app(
+        settings, clock=clock, rng=random.Random(seed), store=MemoryStore(), table=table
+    )
     click.echo(
         f"mockbankr listening on http://{host}:{port} (speed {speed:g}x, "
         f"seed {'random' if seed is None else seed}, timing table {table.path})",
         err=True,
     )
+    if not is_loopback(host) and admin_token is None:
+        click.echo("note: /__mock/* answers loopback callers only (no --admin-token)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+main.add_command(ledger)
+main.add_command(rules)
+main.add_command(journal)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -63,3 +63,29 @@ def test_help_explains_every_flag_and_its_environment_variable() -> None:
     ]:
         assert flag in result.output
         assert env in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (["--price-usdc", "ten"], "not a decimal USDC amount"),
+        (["--price-usdc", "0.0000001"], "more than 6 decimal places"),
+        (["--pay-to", "0x123"], "pay_to"),
+        (["--rules", "/does/not/exist.toml"], "does not exist"),
+        (["--daily-limit", "0"], "Invalid value for '--daily-limit'"),
+        (["--journal-size", "0"], "Invalid value for '--journal-size'"),
+        (["--admin-token", "short"], "at least 8 characters"),
+    ],
+)
+def test_bad_x402_and_control_values_are_clear_errors(args: list[str], text: str) -> None:
+    result = CliRunner().invoke(main, ["serve", *args])
+    assert result.exit_code != 0
+    assert text in result.output
+
+
+def test_an_invalid_rules_file_names_the_rule(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[[rules]]\n[rules.action]\nexplode = {}\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", "--rules", str(rules)])
+    assert result.exit_code == 1
+    assert "rules.toml: rules[0]" in result.output
