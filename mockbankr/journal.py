@@ -15,7 +15,13 @@ __all__ = ["Entry", "Journal"]
 
 
 class Entry(msgspec.Struct, frozen=True):
-    """One request. ``owner`` is the API key or the wallet; times in unix seconds."""
+    """One request. ``owner`` is the API key or the wallet.
+
+    ``sim_time`` and ``wall_time`` are when it arrived (unix seconds);
+    ``latency_ms`` is wall time to answer, ``sim_latency_ms`` simulated time
+    (a ``delay`` rule shows there). ``status`` is 0 when no answer was sent
+    (a ``drop``, a ``hang`` the client gave up on).
+    """
 
     seq: int
     method: str
@@ -26,6 +32,7 @@ class Entry(msgspec.Struct, frozen=True):
     sim_time: float
     wall_time: float
     latency_ms: float
+    sim_latency_ms: float = 0.0
     fault: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -39,6 +46,7 @@ class Entry(msgspec.Struct, frozen=True):
             "simTime": iso(self.sim_time),
             "wallTime": iso(self.wall_time),
             "latencyMs": round(self.latency_ms, 3),
+            "simLatencyMs": round(self.sim_latency_ms, 3),
             "fault": self.fault,
         }
 

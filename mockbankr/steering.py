@@ -114,6 +114,7 @@ class SteeringMiddleware:
             return
         started = perf_seconds()
         wall = wall_time()
+        arrived = self.clock.now()
         headers = _header_map(scope)
         state: dict[str, Any] = scope.setdefault("state", {})
         result: dict[str, Any] = {"status": 0}
@@ -134,6 +135,9 @@ class SteeringMiddleware:
                 return
             fault = action.kind if action is not None else None
             await self._run(action, scope, receive, recording_send, state)
+        except ConnectionDropped:
+            result["status"] = 0  # the client got no answer, whatever was started
+            raise
         finally:
             entry = self.journal.record(
                 method=scope["method"],
@@ -143,9 +147,10 @@ class SteeringMiddleware:
                 or headers.get("x-api-key")
                 or headers.get("wallet-address"),
                 job_id=state.get("job_id") or _job_in_path(scope["path"]),
-                sim_time=self.clock.now(),
+                sim_time=arrived,
                 wall_time=wall,
                 latency_ms=(perf_seconds() - started) * 1000,
+                sim_latency_ms=(self.clock.now() - arrived) * 1000,
                 fault=fault,
             )
             if self.log_requests:

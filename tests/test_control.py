@@ -299,3 +299,19 @@ def test_admin_token_is_required_from_everyone(clock: VirtualClock) -> None:
         assert ok.status_code == 200
     with client(app, clock) as local:
         assert local.get("/__mock/jobs").status_code == 401
+
+
+def test_journal_times_are_arrival_times_with_both_latencies(
+    mock: httpx.Client, clock: VirtualClock
+) -> None:
+    add_rule(mock, {"match": {"path": "/_health"}, "action": {"delay": {"seconds": 5}}, "times": 1})
+    arrived = clock.now()
+    mock.get("/_health", timeout=30)
+    add_rule(mock, {"action": {"drop": {}}, "times": 1})
+    with pytest.raises(httpx.RemoteProtocolError):
+        mock.get("/_health")
+    delayed, dropped = mock.get("/__mock/journal").json()["entries"]
+    assert delayed["simTime"] == "2025-01-15T10:30:00.000Z"
+    assert arrived == 1736937000.0
+    assert delayed["simLatencyMs"] == 5000
+    assert (dropped["status"], dropped["fault"]) == (0, "drop")

@@ -105,6 +105,10 @@ class RetryPolicy:
             RetryPolicy().retryable(ServerError(500, None, None), is_read=False, sent=True)
             # False: the prompt may have created a job
         """
+        if isinstance(error, RateLimitError) and error.reset_at and error.retry_after is None:
+            # The daily message quota (a body with resetAt, no Retry-After): it resets
+            # hours from now, so no backoff can help and every retry is wasted.
+            return False
         if is_read:
             return isinstance(error, RateLimitError | ServerError | TransportError)
         if not sent:

@@ -235,3 +235,15 @@ def test_retry_count_bounds_the_attempts():
     err = server(500)
     decisions = [policy.decide(n, err, is_read=True, sent=True, remaining=None) for n in range(5)]
     assert [d is not None for d in decisions] == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("is_read", [True, False])
+def test_the_daily_quota_is_never_retried(is_read: bool):
+    import datetime as dt
+
+    reset = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    quota = RateLimitError(429, "Daily limit exceeded", "...", reset_at=reset, limit=100, used=100)
+    policy = RetryPolicy()
+    assert policy.decide(0, quota, is_read=is_read, sent=True, remaining=None) is None
+    throttled = RateLimitError(429, "Rate limit exceeded", "...", reset_at=reset, retry_after=2.0)
+    assert policy.decide(0, throttled, is_read=is_read, sent=True, remaining=None) == 2.0
