@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,8 @@ _TIMESTAMP_REGEX = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d
 _URL_REGEX = r"^https?://[^/\s]+/\S*$"
 _BASE64_REGEX = r"^[A-Za-z0-9+/]+=*$"
 _JSON_TYPE_REGEX = r"^application/json(;.*)?$"
+#: A number in a text that reads as unix seconds (2001 or later): a time, not a constant.
+_UNIX_TIME = re.compile(r"(?<![\d.])\d{10}(?:\.\d+)?(?![\d.])")
 _ID_FIELDS = {"jobId": "job_id", "threadId": "thread_id"}
 _TIMESTAMP_FIELDS = frozenset({"createdAt", "startedAt", "completedAt", "cancelledAt", "timestamp"})
 _SECRET_HEADERS: dict[str, Credential] = {
@@ -184,7 +187,8 @@ class _Inference:
         return _SECRET_HEADERS.get(name)
 
     def _string(self, value: str, pointer: str, matchers: dict[str, Matcher]) -> None:
-        """``same`` or ``format`` for a string holding earlier bound values."""
+        """``same`` or ``format`` for a string holding earlier bound values; a ``regex``
+        for an answer's text that embeds unix times (they differ on every server)."""
         for name, bound in self.bindings.items():
             if value == bound:
                 matchers[pointer] = Matcher(same=name)
@@ -194,6 +198,12 @@ class _Inference:
             template = template.replace(bound, "{" + name + "}")
         if template != value:
             matchers[pointer] = Matcher(format=template)
+        elif pointer.startswith("/response/") and _UNIX_TIME.search(value):
+            parts = _UNIX_TIME.split(value)
+            # re.escape escapes spaces too (for verbose mode); plain regexes read better.
+            escaped = (re.escape(part).replace("\\ ", " ") for part in parts)
+            regex = r"\d+(?:\.\d+)?".join(escaped)
+            matchers[pointer] = Matcher(regex=f"^{regex}$")
 
     def _bind(self, field_name: str, value: str) -> Matcher:
         base = _ID_FIELDS[field_name]
