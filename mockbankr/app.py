@@ -102,11 +102,15 @@ def create_app(
     rng: random.Random,
     store: JobStore,
     table: TimingTable | None = None,
+    payment_clock: Clock | None = None,
 ) -> Starlette:
     """Build a mockbankr server. Everything it depends on is passed in.
 
     ``table`` defaults to the timing table in ``settings.fixtures`` (or the
-    built-in one). The simulator is reachable as ``app.state.simulator``.
+    built-in one). ``payment_clock`` checks x402 validity windows (default:
+    ``clock``); a live server passes a wall clock, because the official SDK signs
+    its payments with the real time however fast simulated time runs. The simulator
+    is reachable as ``app.state.simulator``.
     """
     table = table or load_timing(settings.fixtures)
     sim = Simulator(table, clock=clock, rng=rng, store=store)
@@ -123,7 +127,9 @@ def create_app(
         sim, rules, journal, admin_token=settings.admin_token, reset_hooks=[clear_limits]
     )
     app = Starlette(
-        routes=build_routes(agent, V2Api(sim, settings.payment), control),
+        routes=build_routes(
+            agent, V2Api(sim, settings.payment, payment_clock=payment_clock or clock), control
+        ),
         exception_handlers={
             ApiError: _api_error,
             HTTPException: _http_error,

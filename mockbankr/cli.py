@@ -20,7 +20,7 @@ import click
 
 from mockbankr._cli_remote import journal, ledger, rules
 from mockbankr.app import create_app
-from mockbankr.clock import ScaledClock
+from mockbankr.clock import RealClock, ScaledClock
 from mockbankr.control import is_loopback
 from mockbankr.errors import ConfigError
 from mockbankr.rules import load_rules_file
@@ -198,7 +198,12 @@ def serve(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     clock = ScaledClock(speed)
     app = create_app(
-        settings, clock=clock, rng=random.Random(seed), store=MemoryStore(), table=table
+        settings,
+        clock=clock,
+        rng=random.Random(seed),
+        store=MemoryStore(),
+        table=table,
+        payment_clock=RealClock(),  # the SDK signs payments with the real time
     )
     click.echo(
         f"mockbankr listening on http://{host}:{port} (speed {speed:g}x, "

@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "DEFAULT_EPOCH",
+    "MAX_TIME",
     "Clock",
     "RealClock",
     "ScaledClock",
@@ -33,6 +34,9 @@ __all__ = [
     "perf_seconds",
     "wall_time",
 ]
+
+#: The last instant an ISO timestamp can show (9999-12-31T23:59:59Z); steering stops there.
+MAX_TIME = 253402300799.0
 
 #: Where a :class:`VirtualClock` starts by default: 2025-01-15T10:30:00Z, the
 #: instant of the Bankr docs' example job. A fixed start keeps output deterministic.

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mockbankr.agent_api import read_json_object
-from mockbankr.clock import ScaledClock, VirtualClock, iso
+from mockbankr.clock import MAX_TIME, ScaledClock, VirtualClock, iso
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, ConfigError
 from mockbankr.jobs import FOREVER, JobRecord, JobStatus, forced, job_body, status_of
@@ -28,6 +28,9 @@ from mockbankr.wire import JSONResponse
 __all__ = ["ControlApi", "is_loopback"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+#: The fastest a scaled clock may run.
+MAX_SPEED = 1e6
 
 
 def _bad(message: str) -> ApiError:
@@ -151,22 +154,25 @@ class ControlApi:
             raise _bad("expected one or more of advance (seconds), speed, now (unix seconds)")
         clock = self.sim.clock
         advance, speed, now = _number(data, "advance"), _number(data, "speed"), _number(data, "now")
+        target = (now if now is not None else clock.now()) + (advance or 0.0)
+        if target > MAX_TIME:
+            raise _bad(f"the clock cannot go past {iso(MAX_TIME)}")
+        if speed is not None and not 0 < speed <= MAX_SPEED:
+            raise _bad(f"speed must be within (0, {MAX_SPEED:g}], got {speed:g}")
+        if now is not None and not isinstance(clock, VirtualClock):
+            raise _bad("now can only be set on a virtual clock")
+        if advance is not None and not isinstance(clock, VirtualClock | ScaledClock):
+            raise _bad("this clock is the wall clock and cannot be moved")
+        if speed is not None and not isinstance(clock, ScaledClock):
+            raise _bad("speed can only be changed on a scaled clock (mockbankr serve)")
         try:
-            if now is not None:
-                if not isinstance(clock, VirtualClock):
-                    raise _bad("now can only be set on a virtual clock")
+            if isinstance(clock, VirtualClock) and now is not None:
                 clock.set(now)
-            if advance is not None:
-                if not isinstance(clock, VirtualClock | ScaledClock):
-                    raise _bad("this clock is the wall clock and cannot be moved")
+            if isinstance(clock, VirtualClock | ScaledClock) and advance is not None:
                 clock.advance(advance)
-            if speed is not None:
-                if not isinstance(clock, ScaledClock):
-                    raise _bad("speed can only be changed on a scaled clock (mockbankr serve)")
+            if isinstance(clock, ScaledClock) and speed is not None:
                 clock.set_speed(speed)
-        except ValueError as exc:
-            if isinstance(exc, ApiError):
-                raise
+        except ValueError as exc:  # moving backwards
             raise _bad(str(exc)) from exc
         return JSONResponse(self._clock_json())
 
@@ -245,8 +251,8 @@ class ControlApi:
             raise _bad("error must be a string and goes with outcome failed")
         if outcome is None and finish_in is None:
             raise _bad("give an outcome, a finish_in (seconds from now), or both")
-        if finish_in is not None and finish_in < 0:
-            raise _bad("finish_in must be >= 0 seconds")
+        if finish_in is not None and not 0 <= finish_in <= MAX_TIME - self.sim.clock.now():
+            raise _bad(f"finish_in must be >= 0 seconds and end before {iso(MAX_TIME)}")
         while True:
             job = await self._job(request)
             now = self.sim.clock.now()

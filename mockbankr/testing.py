@@ -28,7 +28,7 @@ from starlette.applications import Starlette
 
 from mockbankr._asgi import AsyncClockTransport, SyncClockTransport
 from mockbankr.app import create_app
-from mockbankr.clock import DEFAULT_EPOCH, Clock, ScaledClock, VirtualClock
+from mockbankr.clock import DEFAULT_EPOCH, Clock, RealClock, ScaledClock, VirtualClock
 from mockbankr.core import Simulator
 from mockbankr.errors import MockbankrError
 from mockbankr.settings import Settings
@@ -187,8 +187,13 @@ class LiveServer:
         self.clock: Clock = clock or ScaledClock(speed)
         self.settings = settings or Settings(seed=seed, speed=speed)
         self.store = MemoryStore()
+        # Payments are checked on wall time: the official SDK signs them with Date.now().
         self.app = create_app(
-            self.settings, clock=self.clock, rng=random.Random(seed), store=self.store
+            self.settings,
+            clock=self.clock,
+            rng=random.Random(seed),
+            store=self.store,
+            payment_clock=RealClock(),
         )
         # proto=IPPROTO_TCP matters: asyncio disables Nagle only on sockets that say so,
         # and without it every response waits 40 ms for a delayed ACK.

@@ -8,6 +8,11 @@ claimed, a ledger entry is written and the job is created, owned by the payer.
 Nothing is ever settled. A refused payment is a 402 whose ``error`` names the
 reason in the x402 vocabulary, and charges nothing.
 
+The validity window of a payment is checked on ``payment_clock``: wall time for
+a live server, since the SDK signs it with ``Date.now()`` however fast the
+simulated clock runs; the simulated clock in-process, where the reference client
+signs with that clock.
+
 ``GET /v2/job/{id}`` and ``POST /v2/job/{id}/cancel`` need the EIP-191
 ``wallet-address``/``x-signature``/``x-message`` headers of the paying wallet.
 """
@@ -21,6 +26,7 @@ from starlette.responses import Response
 
 from mockbankr import wire
 from mockbankr.agent_api import read_json_object
+from mockbankr.clock import Clock
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError
 from mockbankr.jobs import cancel_body
@@ -67,9 +73,10 @@ class V2Api:
         Route("/v2/prompt", api.prompt, methods=["POST"])
     """
 
-    def __init__(self, sim: Simulator, terms: PaymentTerms) -> None:
+    def __init__(self, sim: Simulator, terms: PaymentTerms, *, payment_clock: Clock) -> None:
         self._sim = sim
         self._terms = terms
+        self._payment_clock = payment_clock
 
     def _refuse(self, request: Request, reason: str, detail: str | None = None) -> ApiError:
         body = challenge_body(self._terms, str(request.url), error=reason)
@@ -84,7 +91,7 @@ class V2Api:
         prompt = parse_v2_prompt_body(await read_json_object(request))
         now = self._sim.clock.now()
         try:
-            paid = verify_payment(header, self._terms, now)
+            paid = verify_payment(header, self._terms, self._payment_clock.now())
         except PaymentRejected as exc:
             raise self._refuse(request, exc.reason, exc.detail) from exc
         owner = "wallet:" + paid.payer
@@ -94,7 +101,7 @@ class V2Api:
         )
         entry = LedgerEntry(
             payer=paid.payer,
-            amount_atomic=self._terms.price_atomic,
+            amount_atomic=paid.value,  # what the transfer would move: overpaying costs more
             asset=self._terms.asset,
             network=paid.network,
             nonce=paid.nonce,

@@ -125,6 +125,15 @@ def check(
     return problem
 
 
+#: Compared first, so the first difference reported is the most telling one: an HTTP
+#: status, then a job's status and error, before the fields that follow from them.
+_FIRST = ("status", "error")
+
+
+def _priority(key: str) -> tuple[int, str]:
+    return (_FIRST.index(key), "") if key in _FIRST else (len(_FIRST), key)
+
+
 def _equal(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool) or isinstance(actual, bool):
         return type(expected) is type(actual) and expected == actual
@@ -142,8 +151,13 @@ def compare(
     bindings: dict[str, Any],
     credential: CredentialCheck | None = None,
 ) -> Difference | None:
-    """The first difference between a recorded value and an actual one, depth first in
-    sorted key order, or ``None``. Matched values are bound as a side effect."""
+    """The first difference between a recorded value and an actual one, or ``None``.
+
+    Depth first; object keys in sorted order except ``status`` and ``error`` first (an
+    exchange's status comes before its headers and body); a key the actual value has but
+    the recorded one lacks is reported after every recorded key. Matched values are bound
+    as a side effect.
+    """
     matcher = matchers.get(pointer)
     if matcher is not None:
         problem = check(matcher, actual, bindings, credential)
@@ -151,15 +165,9 @@ def compare(
     if isinstance(expected, dict):
         if not isinstance(actual, dict):
             return Difference(pointer, "an object", shown(actual))
-        for key in sorted(expected):
+        for key in sorted(expected, key=_priority):
             if key not in actual:
                 return Difference(pointer_to(pointer, key), "the field", "nothing (missing)")
-        for key in sorted(actual):
-            if key not in expected:
-                return Difference(
-                    pointer_to(pointer, key), "no such field", f"{shown(actual[key])} (unexpected)"
-                )
-        for key in sorted(expected):
             found = compare(
                 expected[key],
                 actual[key],
@@ -170,6 +178,11 @@ def compare(
             )
             if found is not None:
                 return found
+        for key in sorted(actual):
+            if key not in expected:
+                return Difference(
+                    pointer_to(pointer, key), "no such field", f"{shown(actual[key])} (unexpected)"
+                )
         return None
     if isinstance(expected, list):
         if not isinstance(actual, list):

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import random
 from collections.abc import Mapping
@@ -169,11 +170,18 @@ class _Replay:
         )
 
 
-def _signature_problem(message: str, signature: Any, wallet: str | None) -> str | None:
+@functools.lru_cache(maxsize=256)
+def _signer(message: str, signature: str) -> str | None:
+    # Every poll of a job signs the same message (deterministically): recover it once.
     try:
-        signer = Account.recover_message(encode_defunct(text=message), signature=signature)
+        signer: str = Account.recover_message(encode_defunct(text=message), signature=signature)
     except Exception:  # eth-account raises several types for a malformed signature
-        signer = None
+        return None
+    return signer
+
+
+def _signature_problem(message: str, signature: Any, wallet: str | None) -> str | None:
+    signer = _signer(message, signature) if isinstance(signature, str) else None
     return None if signer == wallet else f"an EIP-191 signature of {message!r} by {wallet}"
 
 

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -95,6 +96,14 @@ def spends_money(contract: Contract) -> bool:
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _sign(message: str, private_key: str) -> str:
+    # Every poll of a job signs the same message, and the signature is deterministic.
+    signed = Account.sign_message(encode_defunct(text=message), private_key=private_key)
+    signature: str = signed.signature.to_0x_hex()
+    return signature
+
+
 @dataclass
 class _Run:
     contract: Contract
@@ -147,10 +156,7 @@ class _Run:
         elif name == "job_signature":
             if creds.private_key is None:
                 raise ContractError("no wallet key to sign job requests")
-            signed = Account.sign_message(
-                encode_defunct(text=headers["x-message"]), private_key=creds.private_key
-            )
-            value = signed.signature.to_0x_hex()
+            value = _sign(headers["x-message"], creds.private_key)
         else:
             value = self._payment(challenge)
         if value is None:
@@ -270,8 +276,12 @@ async def verify_live(
     base_url: str,
     credentials: Credentials,
     allow_spend: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> VerifyResult:
-    """Verify ``contract`` against the server at ``base_url``, in real time (see module)."""
+    """Verify ``contract`` against the server at ``base_url``, in real time (see module).
+
+    ``transport`` replaces the network (tests).
+    """
 
     def skip(reason: str) -> VerifyResult:
         total = len(contract.exchanges)
@@ -281,7 +291,7 @@ async def verify_live(
         return skip("needs an API key: set BANKR_API_KEY")
     if contract.flavour == "x402" and credentials.private_key is None:
         return skip("needs a wallet key: set BANKR_PRIVATE_KEY")
-    async with httpx.AsyncClient(base_url=base_url) as http:
+    async with httpx.AsyncClient(base_url=base_url, transport=transport) as http:
         control = await has_control_plane(http)
         if control:
             await install_rules(http, contract.rules)
@@ -304,8 +314,10 @@ async def verify_all(
     base_url: str | None = None,
     credentials: Credentials = TEST_CREDENTIALS,
     allow_spend: bool = False,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[VerifyResult]:
-    """Verify each contract in turn, in-process or against ``base_url``."""
+    """Verify each contract in turn, in-process or against ``base_url`` (see
+    :func:`verify_live` for ``transport``)."""
     results = []
     for contract in contracts:
         if base_url is None:
@@ -313,7 +325,11 @@ async def verify_all(
         else:
             results.append(
                 await verify_live(
-                    contract, base_url=base_url, credentials=credentials, allow_spend=allow_spend
+                    contract,
+                    base_url=base_url,
+                    credentials=credentials,
+                    allow_spend=allow_spend,
+                    transport=transport,
                 )
             )
     return results

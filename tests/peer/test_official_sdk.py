@@ -5,13 +5,14 @@ The SDK pays ``/v2/prompt`` through x402-fetch 1.2.0 and signs each job request 
 the tests check what it gets back, and the ledger afterwards: one ``"100000"`` entry per
 prompt, from the SDK's own wallet.
 
-The server runs at speed 1 (a ``ScaledClock`` that starts at wall time): x402-fetch signs
-the authorization's validity window with the wall clock (``Date.now()``), so a server whose
-simulated time runs ahead (``speed > 1``) or starts elsewhere (a ``VirtualClock``) refuses the
-payment as expired or not yet valid. Jobs are made short with a ``latency`` rule instead,
-and the SDK's poll interval (ms) is small, so no test waits long. The first tests pin the
-script itself: it loads the SDK, the SDK derives the payer from the key as eth-account does,
-and an HTTP error comes back as one clean JSON line with the SDK's own message.
+x402-fetch signs the authorization's validity window with the wall clock (``Date.now()``),
+so a live server checks payments on wall time however its simulated clock runs: the server
+here runs at speed 20 and its clock is moved an hour ahead first, which would make every
+payment look expired if the window were checked on simulated time. Jobs are made short with
+a ``latency`` rule, and the SDK's poll interval (ms) is small, so no test waits long. The
+first tests pin the script itself: it loads the SDK, the SDK derives the payer from the key
+as eth-account does, and an HTTP error comes back as one clean JSON line with the SDK's own
+message.
 """
 
 from __future__ import annotations
@@ -109,9 +110,11 @@ def test_a_missing_sdk_says_make_peer(sdk_run: SdkRun, tmp_path: Path) -> None:
 # -- paying and polling against a live server --------------------------------------------
 
 
-def wall_time_server(serve: ServerFactory) -> LiveServer:
-    """Speed 1, so simulated time is wall time (see the module docstring), with FAST/STUCK."""
-    server = serve(speed=1.0, seed=1)
+def fast_server(serve: ServerFactory) -> LiveServer:
+    """Speed 20, its clock an hour ahead of wall time (see the module docstring), FAST/STUCK."""
+    server = serve(speed=20.0, seed=1)
+    moved = httpx.post(f"{server.base_url}/__mock/clock", json={"advance": 3600})
+    assert moved.status_code == 200, moved.text
     for rule in (FAST, STUCK):
         response = httpx.post(f"{server.base_url}/__mock/rules", json=rule)
         assert response.status_code == 201, response.text
@@ -145,7 +148,7 @@ def assert_paid_once_each(server: LiveServer, job_ids: list[str]) -> dict[str, A
 
 
 def test_prompt_and_wait_pays_once_and_completes(sdk_run: SdkRun, serve: ServerFactory) -> None:
-    server = wall_time_server(serve)
+    server = fast_server(serve)
 
     out = sdk(sdk_run, server, "promptAndWait", prompt=PRICE, interval=50, maxAttempts=100)
 
@@ -166,7 +169,7 @@ def test_prompt_and_wait_pays_once_and_completes(sdk_run: SdkRun, serve: ServerF
 def test_prompt_get_job_status_cancel_job_and_poll_a_cancelled_job(
     sdk_run: SdkRun, serve: ServerFactory
 ) -> None:
-    server = wall_time_server(serve)
+    server = fast_server(serve)
 
     submitted = sdk(sdk_run, server, "prompt", prompt=STUCK_PROMPT)["result"]
     job_id = submitted["jobId"]
