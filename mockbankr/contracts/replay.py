@@ -46,7 +46,7 @@ from mockbankr.contracts.scenarios import (
     run_call,
 )
 
-__all__ = ["REPLAY_URL", "OFFSET_TOLERANCE", "ReplayMismatch", "replay"]
+__all__ = ["OFFSET_TOLERANCE", "REPLAY_URL", "ReplayMismatch", "replay"]
 
 #: Where the replayed client sends its requests (never resolved: respx answers).
 REPLAY_URL = "http://contract.replay"
