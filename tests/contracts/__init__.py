@@ -1,0 +1,1 @@
+"""Tests of the contract harness (mockbankr.contracts) and of the committed contracts."""
