@@ -16,10 +16,13 @@ from mockbankr.contracts import (
     ContractError,
     dump_contract,
     load_contract,
+    record_live,
     record_scenario,
 )
 from mockbankr.contracts.cli import contracts
 from mockbankr.contracts.format import Call
+from mockbankr.settings import Settings
+from mockbankr.testing import LiveServer
 
 from .conftest import CONTRACTS, NAMES, PATHS
 
@@ -122,3 +125,35 @@ def test_the_x402_payment_response_header_names_the_test_wallet_only() -> None:
     receipt = json.loads(base64.b64decode(paid.response.headers["x-payment-response"]))
     assert receipt["payer"] == TEST_CREDENTIALS.wallet_address
     assert paid.request.headers["x-payment"] == "<x402_payment>"
+
+
+@pytest.mark.live
+async def test_record_live_against_a_mockbankr_server_matches_the_in_process_file() -> None:
+    settings = Settings(seed=1, api_keys=frozenset({TEST_CREDENTIALS.api_key}))
+    with LiveServer(seed=1, settings=settings) as server:
+        live = await record_live(
+            SCENARIOS["cancel-pending"],
+            base_url=server.base_url,
+            seed=1,
+            credentials=TEST_CREDENTIALS,
+        )
+    committed = load_contract(CONTRACTS / "cancel-pending.json")
+    # Same requests and answers through the matchers; only real-time offsets may differ.
+    assert [e.request.path for e in live.exchanges] == [e.request.path for e in committed.exchanges]
+    assert live.end.status == committed.end.status == "cancelled"
+    assert all(e.at < 1.0 for e in live.exchanges)
+    for live_exchange, recorded in zip(live.exchanges, committed.exchanges, strict=True):
+        assert live_exchange.matchers == recorded.matchers
+        assert live_exchange.response is not None
+        assert recorded.response is not None
+        assert live_exchange.response.status == recorded.response.status
+
+
+def test_record_against_a_server_without_control_plane_needs_allow_spend() -> None:
+    # Nothing listens on the discard port: no control plane answers, as on the real API.
+    result = CliRunner().invoke(
+        contracts, ["record", "--base-url", "http://127.0.0.1:9", "--scenario", "completed"]
+    )
+    assert result.exit_code == 1
+    assert "completed sends prompts to http://127.0.0.1:9" in result.output
+    assert "pass --allow-spend" in result.output

@@ -17,6 +17,7 @@ from mockbankr.contracts import (
     verify_in_process,
     verify_live,
 )
+from mockbankr.contracts._target import has_control_plane, install_rules
 from mockbankr.contracts.cli import contracts
 from mockbankr.contracts.verify import spends_money
 from mockbankr.settings import Settings
@@ -208,19 +209,37 @@ def test_which_contracts_spend_money() -> None:
 
 @pytest.mark.live
 def test_verify_against_a_live_server_with_its_control_plane() -> None:
+    # seed= as well: LiveServer seeds its simulator from it, not from settings.seed.
     settings = Settings(seed=1, api_keys=frozenset({TEST_CREDENTIALS.api_key}))
-    names = ["unknown-job", "bad-key", "x402-over-cap", "x402-refused-payment", "retry-503"]
-    with LiveServer(settings=settings) as server:
-        result = CliRunner(
-            env={
-                "BANKR_API_KEY": TEST_CREDENTIALS.api_key,
-                "BANKR_PRIVATE_KEY": TEST_CREDENTIALS.private_key,
-            }
-        ).invoke(
+    names = [  # all at offset 0, so real time costs nothing; two of them pay
+        "unknown-job",
+        "bad-key",
+        "cancel-pending",
+        "x402-cancel-pending",
+        "x402-over-cap",
+        "x402-refused-payment",
+    ]
+    with LiveServer(seed=1, settings=settings) as server:
+        env = {
+            "BANKR_API_KEY": TEST_CREDENTIALS.api_key,
+            "BANKR_PRIVATE_KEY": TEST_CREDENTIALS.private_key,
+            **WIDE,
+        }
+        result = CliRunner(env=env).invoke(
             contracts,
             ["verify", "--dir", str(CONTRACTS), "--base-url", server.base_url]
             + [arg for name in names for arg in ("--scenario", name)],
         )
     assert result.exit_code == 0, result.output
-    # retry-503 accepts a prompt: on a mockbankr server (control plane) nothing is spent.
+    # A mockbankr server has a control plane: nothing costs money, no --allow-spend needed.
     assert f"{len(names)} passed, 0 failed, 0 skipped" in result.output
+
+
+async def test_rules_are_installed_through_the_control_plane() -> None:
+    async with MockbankrEnv(seed=1) as env:
+        assert await has_control_plane(env.http)
+        await env.http.post("/__mock/rules", json={"action": {"drop": {}}})
+        await install_rules(env.http, _contract("retry-503").rules)
+        listed = (await env.http.get("/__mock/rules")).json()["rules"]
+        assert [rule["match"] for rule in listed] == [{"method": "POST", "path": "/agent/prompt"}]
+        assert listed[0]["remaining"] == 1
