@@ -28,6 +28,8 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mockbankr.clock import MAX_TIME, iso
+from mockbankr.control import MAX_SPEED
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.rules import Rule
@@ -448,14 +450,14 @@ def _bankr_operations() -> dict[str, Schema]:
 
 def _control_operations() -> dict[str, Schema]:
     clock_change = _obj(
-        advance=_Opt({**SECONDS, "description": "seconds forward (virtual or scaled clock)"}),
-        speed=_Opt({"type": "number", "exclusiveMinimum": 0, "description": "scaled clock"}),
-        now=_Opt({"type": "number", "description": "unix seconds, not backwards (virtual)"}),
+        advance=_Opt({**SECONDS, "description": f"seconds forward, to {iso(MAX_TIME)} at most"}),
+        speed=_Opt({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SPEED}),
+        now=_Opt({"type": "number", "maximum": MAX_TIME, "description": "unix s, not backwards"}),
     )
     outcome = _obj(
         outcome=_Opt(_enum("completed", "failed")),
         error=_Opt({"type": "string", "description": "the failure text (outcome failed)"}),
-        finish_in=_Opt({**SECONDS, "description": "seconds from now"}),
+        finish_in=_Opt({**SECONDS, "description": f"seconds from now, to {iso(MAX_TIME)}"}),
     )
     outcome["anyOf"] = [{"required": ["outcome"]}, {"required": ["finish_in"]}]
     page = _obj(
