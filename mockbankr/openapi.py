@@ -548,9 +548,12 @@ any status and body, a delay, a hang (504), a dropped connection or a truncated 
 """
 
 
+def _header(name: str, description: str) -> Schema:
+    return {"type": "apiKey", "in": "header", "name": name, "description": description}
+
+
 @functools.cache
 def _build() -> Schema:
-    header = {"type": "apiKey", "in": "header"}
     schemas = {**_job_schemas(), **_struct_schemas(), **_control_schemas(), **_bankr_schemas()}
     this = {"type": "object", "required": ["openapi"], "properties": {"openapi": STR}}
     return {
@@ -570,19 +573,11 @@ def _build() -> Schema:
                 "ServerError": _json("A mockbankr bug (logged); please report it", _error())
             },
             "securitySchemes": {
-                "apiKey": {**header, "name": "X-API-Key"},
-                "x402Payment": {
-                    **header,
-                    "name": "X-PAYMENT",
-                    "description": "base64 JSON of an x402 v1 exact EVM payment for accepts[0]",
-                },
-                "walletAddress": {**header, "name": "wallet-address", "description": "the payer"},
-                "walletSignature": {
-                    **header,
-                    "name": "x-signature",
-                    "description": "EIP-191 personal_sign of x-message by wallet-address",
-                },
-                "signedMessage": {**header, "name": "x-message"},
+                "apiKey": _header("X-API-Key", "bk_..."),
+                "x402Payment": _header("X-PAYMENT", "base64 JSON of an x402 v1 payment"),
+                "walletAddress": _header("wallet-address", "the payer"),
+                "walletSignature": _header("x-signature", "EIP-191 signature of x-message"),
+                "signedMessage": _header("x-message", "e.g. 'Cancel job {jobId}'"),
                 "adminToken": {"type": "http", "scheme": "bearer", "description": "--admin-token"},
             },
         },
