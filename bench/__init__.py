@@ -5,6 +5,6 @@ Each benchmark is a module with a ``run()`` returning :class:`~bench.figures.Fig
 values, listed in :data:`bench.__main__.BENCHMARKS`.
 """
 
-from bench.figures import Benchmark, Figure, at_least, at_most, info
+from bench.figures import BenchError, Benchmark, Figure, at_least, at_most, info
 
-__all__ = ["Benchmark", "Figure", "at_least", "at_most", "info"]
+__all__ = ["BenchError", "Benchmark", "Figure", "at_least", "at_most", "info"]

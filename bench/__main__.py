@@ -17,7 +17,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from bench import memory, poll
-from bench.figures import Benchmark, Figure
+from bench.figures import BenchError, Benchmark, Figure
 
 __all__ = ["BENCHMARKS", "main"]
 
@@ -46,7 +46,9 @@ def _table(results: dict[str, list[Figure] | None], seconds: float) -> Table:
     table.add_column("result")
     for name, figures in results.items():
         if figures is None:
-            table.add_row(name, "(crashed, see the log above)", "", "", "", "[bold red]ERROR[/]")
+            table.add_row(
+                name, "(could not measure, see the log above)", "", "", "", "[bold red]ERROR[/]"
+            )
             continue
         for figure in figures:
             table.add_row(
@@ -88,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in selected:
         try:
             results[name] = BENCHMARKS[name]()
+        except BenchError as exc:
+            logger.error("benchmark %s could not measure: %s", name, exc)
+            results[name] = None
         except Exception:
             logger.exception("benchmark %s crashed", name)
             results[name] = None
@@ -98,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     if missed:
         console.print(f"[bold red]MISS[/]: {', '.join(missed)} (reported only; exit status 0)")
     if crashed:
-        console.print(f"[bold red]ERROR[/]: {', '.join(crashed)} crashed")
+        console.print(f"[bold red]ERROR[/]: {', '.join(crashed)} could not measure")
         return 1
     return 0
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
-__all__ = ["Benchmark", "Figure", "at_least", "at_most", "info"]
+__all__ = ["BenchError", "Benchmark", "Figure", "at_least", "at_most", "info"]
 
 
 class Figure(NamedTuple):
@@ -34,6 +34,13 @@ class Figure(NamedTuple):
     unit: str
     target: str
     ok: bool | None
+
+
+class BenchError(RuntimeError):
+    """A benchmark cannot measure (a tool is missing, a server did not start, errors on the wire).
+
+    Reported as an ERROR row without a traceback; the exit status is then 1.
+    """
 
 
 #: A benchmark: runs, bounded in time, and returns its figures (raises if it cannot run).

@@ -12,7 +12,7 @@ import logging
 import subprocess
 import sys
 
-from bench.figures import Figure, at_most, info
+from bench.figures import BenchError, Figure, at_most, info
 
 __all__ = ["JOBS", "TARGET_BYTES_PER_JOB", "run"]
 
@@ -34,10 +34,10 @@ def run() -> list[Figure]:
         check=False,
     )
     if child.returncode != 0:
-        raise RuntimeError(f"memory child failed ({child.returncode}):\n{child.stderr}")
+        raise BenchError(f"memory child failed ({child.returncode}):\n{child.stderr}")
     result = json.loads(child.stdout.strip().splitlines()[-1])
     if result["jobs"] != JOBS:
-        raise RuntimeError(f"the store holds {result['jobs']} jobs, expected {JOBS}")
+        raise BenchError(f"the store holds {result['jobs']} jobs, expected {JOBS}")
     per_job = (result["rss_full"] - result["rss_empty"]) / JOBS
     return [
         at_most("RSS per live job", per_job, "B/job", TARGET_BYTES_PER_JOB),
