@@ -26,13 +26,17 @@ __all__ = ["AgentApi", "parse_prompt_body"]
 MAX_BODY_BYTES = 256 * 1024
 
 
-async def read_json_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or the documented 400."""
+async def read_json_object(request: Request, *, prompt: bool = True) -> dict[str, Any]:
+    """The request body as a JSON object, or a 400.
+
+    For a prompt (``prompt=True``) an empty or oversized body gets the documented
+    prompt errors; for the control plane, plain ones.
+    """
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
-        raise wire.prompt_too_long()
+        raise wire.prompt_too_long() if prompt else wire.invalid_json("over 256 KiB")
     if not body.strip():
-        raise wire.invalid_request()
+        raise wire.invalid_request() if prompt else wire.invalid_json("the body is empty")
     try:
         data = wire.decode_json(body)
     except msgspec.DecodeError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -25,6 +26,7 @@ from mockbankr.core import Simulator
 from mockbankr.errors import ApiError
 from mockbankr.journal import Journal
 from mockbankr.limits import DailyLimit
+from mockbankr.openapi import openapi_endpoint
 from mockbankr.rules import RuleSet
 from mockbankr.settings import Settings
 from mockbankr.steering import ConnectionDropped, SteeringMiddleware
@@ -38,33 +40,51 @@ __all__ = ["build_routes", "create_app"]
 logger = logging.getLogger("mockbankr")
 
 
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def _route(path: str, **by_method: Endpoint) -> Route:
+    """One route per path, whatever its methods, so a 405's ``Allow`` names them all."""
+    if len(by_method) == 1:
+        ((method, endpoint),) = by_method.items()
+        return Route(path, endpoint, methods=[method])
+
+    async def dispatch(request: Request) -> Response:
+        method = "GET" if request.method == "HEAD" else request.method
+        return await by_method[method](request)
+
+    return Route(path, dispatch, methods=list(by_method))
+
+
 def build_routes(agent: AgentApi, v2: V2Api, control: ControlApi) -> list[BaseRoute]:
     """Every route of the server, fixed paths before parameterised ones."""
     c = control.guard
     return [
-        Route("/_health", agent.health, methods=["GET"]),
-        Route("/agent/prompt", agent.prompt, methods=["POST"]),
-        Route("/agent/me", agent.me, methods=["GET"]),
-        Route("/agent/job", agent.job_id_missing, methods=["GET"]),
-        Route("/agent/job/", agent.job_id_missing, methods=["GET"]),
-        Route("/v2/prompt", v2.prompt, methods=["POST"]),
-        Route("/__mock/clock", c(control.get_clock), methods=["GET"]),
-        Route("/__mock/clock", c(control.set_clock), methods=["POST"]),
-        Route("/__mock/jobs", c(control.list_jobs), methods=["GET"]),
-        Route("/__mock/rules", c(control.list_rules), methods=["GET"]),
-        Route("/__mock/rules", c(control.add_rule), methods=["POST"]),
-        Route("/__mock/rules", c(control.clear_rules), methods=["DELETE"]),
-        Route("/__mock/journal", c(control.get_journal), methods=["GET"]),
-        Route("/__mock/journal", c(control.clear_journal), methods=["DELETE"]),
-        Route("/__mock/ledger", c(control.get_ledger), methods=["GET"]),
-        Route("/__mock/reset", c(control.reset), methods=["POST"]),
-        Route("/agent/job/{job_id}", agent.job, methods=["GET"]),
-        Route("/agent/job/{job_id}/cancel", agent.cancel, methods=["POST"]),
-        Route("/v2/job/{job_id}", v2.job, methods=["GET"]),
-        Route("/v2/job/{job_id}/cancel", v2.cancel, methods=["POST"]),
-        Route("/__mock/jobs/{job_id}", c(control.get_job), methods=["GET"]),
-        Route("/__mock/jobs/{job_id}/outcome", c(control.force_outcome), methods=["POST"]),
-        Route("/__mock/rules/{rule_id}", c(control.delete_rule), methods=["DELETE"]),
+        _route("/_health", GET=agent.health),
+        _route("/openapi.json", GET=openapi_endpoint),
+        _route("/agent/prompt", POST=agent.prompt),
+        _route("/agent/me", GET=agent.me),
+        _route("/agent/job", GET=agent.job_id_missing),
+        _route("/agent/job/", GET=agent.job_id_missing),
+        _route("/v2/prompt", POST=v2.prompt),
+        _route("/__mock/clock", GET=c(control.get_clock), POST=c(control.set_clock)),
+        _route("/__mock/jobs", GET=c(control.list_jobs)),
+        _route(
+            "/__mock/rules",
+            GET=c(control.list_rules),
+            POST=c(control.add_rule),
+            DELETE=c(control.clear_rules),
+        ),
+        _route("/__mock/journal", GET=c(control.get_journal), DELETE=c(control.clear_journal)),
+        _route("/__mock/ledger", GET=c(control.get_ledger)),
+        _route("/__mock/reset", POST=c(control.reset)),
+        _route("/agent/job/{job_id}", GET=agent.job),
+        _route("/agent/job/{job_id}/cancel", POST=agent.cancel),
+        _route("/v2/job/{job_id}", GET=v2.job),
+        _route("/v2/job/{job_id}/cancel", POST=v2.cancel),
+        _route("/__mock/jobs/{job_id}", GET=c(control.get_job)),
+        _route("/__mock/jobs/{job_id}/outcome", POST=c(control.force_outcome)),
+        _route("/__mock/rules/{rule_id}", DELETE=c(control.delete_rule)),
     ]
 
 
@@ -144,6 +164,7 @@ def create_app(
         table=table,
         log_requests=settings.log_requests,
     )
+    app.router.redirect_slashes = False  # "/_health/" is a 404 in the wire shape, not a 307
     app.state.simulator = sim
     app.state.settings = settings
     app.state.rules = rules

@@ -148,7 +148,7 @@ class ControlApi:
         return JSONResponse(self._clock_json())
 
     async def set_clock(self, request: Request) -> Response:
-        data = await read_json_object(request)
+        data = await read_json_object(request, prompt=False)
         unknown = set(data) - {"advance", "speed", "now"}
         if unknown or not data:
             raise _bad("expected one or more of advance (seconds), speed, now (unix seconds)")
@@ -239,7 +239,7 @@ class ControlApi:
         )
 
     async def force_outcome(self, request: Request) -> Response:
-        data = await read_json_object(request)
+        data = await read_json_object(request, prompt=False)
         unknown = set(data) - {"outcome", "error", "finish_in"}
         if unknown:
             raise _bad(f"unknown key {sorted(unknown)[0]!r}; use outcome, error, finish_in")
@@ -278,7 +278,7 @@ class ControlApi:
         return JSONResponse({"rules": self.rules.listing()})
 
     async def add_rule(self, request: Request) -> Response:
-        data = await read_json_object(request)
+        data = await read_json_object(request, prompt=False)
         try:
             rule = parse_rule(data)
         except ConfigError as exc:

@@ -319,8 +319,7 @@ NOT_FOUND = ("Unknown, someone else's, or vanished", "Job not found", "Not found
 TOO_LATE = ("The job finished already", "Job already completed", "Job already failed")
 NO_ID = ("No job id", "Job ID required")
 BAD_PROMPT = ("No usable prompt", "Invalid request", "Prompt too long")
-# read_json_object answers a control body over 256 KiB with the prompt-length 400.
-BAD = ("Invalid body, parameter or value", "Invalid request", "Prompt too long")
+BAD = ("Invalid body, parameter or value", "Invalid request")
 
 
 def _json(description: str, schema: Schema, headers: Schema | None = None) -> Schema:

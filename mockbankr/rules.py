@@ -43,6 +43,9 @@ __all__ = [
     "parse_rule",
 ]
 
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # no CR, LF or other controls
+
 #: How long a ``hang`` lasts at most, in simulated seconds, unless it says otherwise.
 HANG_CAP = 3600.0
 
@@ -156,10 +159,17 @@ def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
         except re.error as exc:
             raise ConfigError(f"{where}: match.prompt is not a valid regex ({exc})") from exc
     action = rule.action
-    if action.respond is not None and not 100 <= action.respond.status <= 599:
-        raise ConfigError(
-            f"{where}: respond.status must be an HTTP status, got {action.respond.status}"
-        )
+    if action.respond is not None:
+        if not 100 <= action.respond.status <= 599:
+            raise ConfigError(
+                f"{where}: respond.status must be an HTTP status, got {action.respond.status}"
+            )
+        for name, value in action.respond.headers.items():
+            if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+                raise ConfigError(
+                    f"{where}: respond.headers {name!r}: a header needs a token name and a"
+                    " printable Latin-1 value without line breaks"
+                )
     for seconds, name in ((action.delay, "delay"), (action.hang, "hang")):
         if seconds is not None and not seconds.seconds >= 0:
             raise ConfigError(f"{where}: {name}.seconds must be >= 0")

@@ -73,11 +73,13 @@ class MockbankrEnv:
         store: JobStore | None = None,
         client_options: dict[str, Any] | None = None,
     ) -> None:
+        # Explicit settings win: their seed (if set) seeds the simulator and the clients.
+        self.settings = settings or Settings(seed=seed)
+        seed = self.settings.seed if self.settings.seed is not None else seed
         self.seed = seed
         self.api_key = api_key
         self.clock = VirtualClock(start)
         self.store: JobStore = store or MemoryStore()
-        self.settings = settings or Settings(seed=seed)
         self.app: Starlette = create_app(
             self.settings, clock=self.clock, rng=random.Random(seed), store=self.store
         )
@@ -104,8 +106,8 @@ class MockbankrEnv:
         """A new ``AsyncBankrClient`` on the in-process app and the virtual clock."""
         from bankr_client import AsyncBankrClient
 
-        kwargs = self._client_kwargs(options)
-        return AsyncBankrClient(transport=self.transport, **kwargs)
+        kwargs = {"transport": self.transport, **self._client_kwargs(options)}
+        return AsyncBankrClient(**kwargs)
 
     def sync_client(self, **options: Any) -> BankrClient:
         """A new ``BankrClient`` on the in-process app and the virtual clock."""
@@ -114,8 +116,12 @@ class MockbankrEnv:
         if self._sync_transport is None:
             self._sync_transport = SyncClockTransport(self.app, self.clock)
         # Its batch helper (prompt_many) runs on an async twin: give it our transport.
-        kwargs = {"async_transport": self.transport, **self._client_kwargs(options)}
-        return BankrClient(transport=self._sync_transport, **kwargs)
+        kwargs = {
+            "transport": self._sync_transport,
+            "async_transport": self.transport,
+            **self._client_kwargs(options),
+        }
+        return BankrClient(**kwargs)
 
     def _client_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -184,8 +190,11 @@ class LiveServer:
         clock: Clock | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        self.clock: Clock = clock or ScaledClock(speed)
+        # Explicit settings win: their seed and speed override the arguments.
         self.settings = settings or Settings(seed=seed, speed=speed)
+        if self.settings.seed is not None:
+            seed = self.settings.seed
+        self.clock: Clock = clock or ScaledClock(self.settings.speed)
         self.store = MemoryStore()
         # Payments are checked on wall time: the official SDK signs them with Date.now().
         self.app = create_app(

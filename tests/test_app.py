@@ -65,3 +65,35 @@ def test_log_requests_writes_one_line_per_request(
     assert len(lines) == 2
     assert "method=GET path=/_health status=200" in lines[0]
     assert "path=/nope status=404" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("path", "allowed"),
+    [
+        ("/__mock/rules", {"GET", "HEAD", "POST", "DELETE"}),
+        ("/__mock/clock", {"GET", "HEAD", "POST"}),
+        ("/__mock/journal", {"GET", "HEAD", "DELETE"}),
+        ("/agent/prompt", {"POST"}),
+    ],
+)
+def test_a_405_allows_every_method_of_the_path(
+    http: httpx.Client, path: str, allowed: set[str]
+) -> None:
+    response = http.request("PATCH", path)
+    assert response.status_code == 405
+    assert set(response.headers["allow"].split(", ")) == allowed
+
+
+@pytest.mark.parametrize("path", ["/_health/", "/__mock/jobs/", "/agent/prompt/"])
+def test_a_trailing_slash_is_a_404_in_the_wire_shape(http: httpx.Client, path: str) -> None:
+    response = http.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"] == "Not found"
+
+
+def test_an_oversized_control_body_is_a_plain_400(http: httpx.Client) -> None:
+    response = http.post("/__mock/rules", content=b" " * (300 * 1024) + b"{}")
+    assert response.status_code == 400
+    assert response.json()["message"].endswith("(over 256 KiB)")
+    empty = http.post("/__mock/rules", content=b"")
+    assert empty.json()["message"].endswith("(the body is empty)")

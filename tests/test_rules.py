@@ -29,6 +29,9 @@ RESPOND_503 = {"respond": {"status": 503, "body": {"error": "Service unavailable
         ({"action": {"job": {"outcome": "explode"}}}, "Invalid enum value"),
         ({"action": {"job": {"after": 3}}}, "job.after only goes with outcome 'vanish'"),
         ({"extra": 1, "action": {"drop": {}}}, "unknown field `extra`"),
+        ({"action": {"respond": {"status": 503, "headers": {"X-Note": "€"}}}}, "Latin-1"),
+        ({"action": {"respond": {"status": 503, "headers": {"X-A": "a\r\nX-B: b"}}}}, "line"),
+        ({"action": {"respond": {"status": 503, "headers": {"Bad Name": "x"}}}}, "token name"),
     ],
 )
 def test_invalid_rules_are_refused_with_the_reason(raw: dict[str, Any], text: str) -> None:
