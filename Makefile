@@ -38,8 +38,10 @@ $(PEER)/.installed: peer/package.json peer/package-lock.json
 	cd $(PEER) && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+## performance figures, each a ratio against a baseline measured in the same run (needs wrk)
 bench: install
-	$(BIN)/python -m bench
+	command -v wrk >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq wrk; }
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(PEER) .mypy_cache .ruff_cache .hypothesis

@@ -81,7 +81,7 @@ class AgentApi:
         if not key or (self._keys and key not in self._keys):
             raise wire.auth_required()
         owner = "key:" + key
-        request.state.owner = key
+        request.scope.setdefault("state", {})["owner"] = key
         return owner
 
     async def health(self, request: Request) -> Response:
@@ -113,7 +113,8 @@ class AgentApi:
 
     async def job(self, request: Request) -> Response:
         owner = self.owner(request)
-        return JSONResponse(await self._sim.poll(self._job_id(request), owner=owner))
+        body = await self._sim.poll(self._job_id(request), owner=owner)
+        return Response(body, media_type="application/json")
 
     async def cancel(self, request: Request) -> Response:
         owner = self.owner(request)
@@ -146,5 +147,5 @@ class AgentApi:
         job_id: str = request.path_params["job_id"].strip()
         if not job_id:
             raise wire.job_id_required()
-        request.state.job_id = job_id
+        request.scope.setdefault("state", {})["job_id"] = job_id
         return job_id

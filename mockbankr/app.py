@@ -57,16 +57,26 @@ def _route(path: str, **by_method: Endpoint) -> Route:
 
 
 def build_routes(agent: AgentApi, v2: V2Api, control: ControlApi) -> list[BaseRoute]:
-    """Every route of the server, fixed paths before parameterised ones."""
+    """Every route of the server.
+
+    The status polls come first: the router tries routes in order, and a poll is
+    most requests. No fixed path overlaps them (``/agent/job/{job_id}`` never
+    matches ``/agent/job`` or ``/agent/job/``), so fixed paths still win where
+    paths overlap.
+    """
     c = control.guard
     return [
-        _route("/_health", GET=agent.health),
-        _route("/openapi.json", GET=openapi_endpoint),
+        _route("/agent/job/{job_id}", GET=agent.job),
+        _route("/v2/job/{job_id}", GET=v2.job),
         _route("/agent/prompt", POST=agent.prompt),
-        _route("/agent/me", GET=agent.me),
+        _route("/v2/prompt", POST=v2.prompt),
+        _route("/agent/job/{job_id}/cancel", POST=agent.cancel),
+        _route("/v2/job/{job_id}/cancel", POST=v2.cancel),
         _route("/agent/job", GET=agent.job_id_missing),
         _route("/agent/job/", GET=agent.job_id_missing),
-        _route("/v2/prompt", POST=v2.prompt),
+        _route("/agent/me", GET=agent.me),
+        _route("/_health", GET=agent.health),
+        _route("/openapi.json", GET=openapi_endpoint),
         _route("/__mock/clock", GET=c(control.get_clock), POST=c(control.set_clock)),
         _route("/__mock/jobs", GET=c(control.list_jobs)),
         _route(
@@ -78,10 +88,6 @@ def build_routes(agent: AgentApi, v2: V2Api, control: ControlApi) -> list[BaseRo
         _route("/__mock/journal", GET=c(control.get_journal), DELETE=c(control.clear_journal)),
         _route("/__mock/ledger", GET=c(control.get_ledger)),
         _route("/__mock/reset", POST=c(control.reset)),
-        _route("/agent/job/{job_id}", GET=agent.job),
-        _route("/agent/job/{job_id}/cancel", POST=agent.cancel),
-        _route("/v2/job/{job_id}", GET=v2.job),
-        _route("/v2/job/{job_id}/cancel", POST=v2.cancel),
         _route("/__mock/jobs/{job_id}", GET=c(control.get_job)),
         _route("/__mock/jobs/{job_id}/outcome", POST=c(control.force_outcome)),
         _route("/__mock/rules/{rule_id}", DELETE=c(control.delete_rule)),

@@ -29,6 +29,10 @@ from mockbankr.timing import Sample, TimingTable
 
 __all__ = ["Simulator"]
 
+_encode = msgspec.json.Encoder().encode
+#: Finished jobs whose encoded body is kept, oldest dropped first.
+_FINISHED_CACHE = 10_000
+
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
 
@@ -57,6 +61,7 @@ class Simulator:
         self.clock = clock
         self.store = store
         self._base_seed = rng.getrandbits(64)
+        self._finished: dict[str, tuple[JobRecord, bytes]] = {}
 
     def job_rng(self, seq: int) -> random.Random:
         """The random stream of the ``seq``-th job: a function of the seed and ``seq`` only."""
@@ -130,22 +135,32 @@ class Simulator:
         fault = job.fault
         return fault is not None and fault.kind == "vanish" and self.clock.now() >= fault.at
 
-    async def poll(self, job_id: str, *, owner: str) -> dict[str, Any]:
-        """The status body of the caller's job now (what ``GET .../job/{id}`` answers).
+    async def poll(self, job_id: str, *, owner: str) -> bytes:
+        """The encoded status body of the caller's job now (``GET .../job/{id}``).
 
         A ``regress`` fault answers one poll during processing as if pending, once.
+        A finished job's body never changes, so it is encoded once and reused for as
+        long as the stored record is the same object (any change replaces it).
         """
         job = await self.get(job_id, owner=owner)
+        now = self.clock.now()
         fault = job.fault
-        if (
-            fault is not None
-            and fault.kind == "regress"
-            and self.status(job) is JobStatus.PROCESSING
-        ):
-            healed = msgspec.structs.replace(job, fault=None)
-            if await self.store.replace(job, healed):
-                return job_body(job, self.table[job.category], job.started_at - 1e-3)
-        return self.body(job)
+        if fault is not None:
+            if fault.kind == "regress" and status_of(job, now) is JobStatus.PROCESSING:
+                healed = msgspec.structs.replace(job, fault=None)
+                if await self.store.replace(job, healed):
+                    now = job.started_at - 1e-3
+            return _encode(job_body(job, self.table[job.category], now))
+        if not status_of(job, now).terminal:
+            return _encode(job_body(job, self.table[job.category], now))
+        hit = self._finished.get(job.id)
+        if hit is not None and hit[0] is job:
+            return hit[1]
+        encoded = _encode(job_body(job, self.table[job.category], now))
+        if len(self._finished) >= _FINISHED_CACHE:
+            del self._finished[next(iter(self._finished))]
+        self._finished[job.id] = (job, encoded)
+        return encoded
 
     async def cancel(self, job_id: str, *, owner: str) -> JobRecord:
         """Cancel a pending or processing job (idempotent for a cancelled one).

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import collections
 import fnmatch
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
+from starlette.types import Scope
 
-from mockbankr.clock import iso
+from mockbankr.clock import iso, wall_time
 
 __all__ = ["Entry", "Journal"]
 
@@ -54,8 +56,42 @@ class Entry(msgspec.Struct, frozen=True):
 _FILTERS = ("method", "path", "status", "owner", "job_id", "fault")
 
 
+_JOB_PATH = re.compile(r"^/(?:agent|v2)/job/([^/]+)")
+_OWNER_HEADERS = (b"x-api-key", b"wallet-address")
+
+#: What :meth:`Journal.record` keeps per request; an :class:`Entry` is built on reading.
+_Raw = tuple[int, Scope, dict[str, Any], int, float, float, float, float, float, str | None]
+
+
+def _entry(raw: _Raw) -> Entry:
+    seq, scope, state, status, arrived, answered, wall, started, ended, fault = raw
+    owner = state.get("owner")
+    if owner is None:  # not authenticated: show what the caller sent, if anything
+        sent = dict(scope["headers"])
+        owner = next((sent[h].decode("latin-1") for h in _OWNER_HEADERS if h in sent), None)
+    job_id = state.get("job_id")
+    if job_id is None and (found := _JOB_PATH.match(scope["path"])):
+        job_id = found.group(1)
+    return Entry(
+        seq=seq,
+        method=scope["method"],
+        path=scope["path"],
+        status=status,
+        owner=owner,
+        job_id=job_id,
+        sim_time=arrived,
+        wall_time=wall,
+        latency_ms=(ended - started) * 1000,
+        sim_latency_ms=(answered - arrived) * 1000,
+        fault=fault,
+    )
+
+
 class Journal:
     """The last ``size`` requests, oldest first.
+
+    Recording is cheap (a tuple holding the ASGI scope and state); the
+    :class:`Entry` view is built only when the journal is read.
 
     Example::
 
@@ -66,21 +102,37 @@ class Journal:
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError(f"journal size must be >= 1, got {size}")
-        self._entries: collections.deque[Entry] = collections.deque(maxlen=size)
+        self._raw: collections.deque[_Raw] = collections.deque(maxlen=size)
         self._seq = 0
         self.size = size
 
-    def record(self, **fields: Any) -> Entry:
+    def record(
+        self,
+        scope: Scope,
+        state: dict[str, Any],
+        status: int,
+        arrived: float,
+        answered: float,
+        started: float,
+        ended: float,
+        fault: str | None,
+    ) -> None:
+        """Keep one request: its scope and state, its status (0: no answer), its
+        simulated arrival and answer times, perf-counter start and end, and fault."""
         self._seq += 1
-        entry = Entry(seq=self._seq, **fields)
-        self._entries.append(entry)
-        return entry
+        wall = wall_time() - (ended - started)
+        self._raw.append(
+            (self._seq, scope, state, status, arrived, answered, wall, started, ended, fault)
+        )
+
+    def last(self) -> Entry:
+        return _entry(self._raw[-1])
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._raw.clear()
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._raw)
 
     def query(self, filters: Mapping[str, str], *, limit: int | None = None) -> list[Entry]:
         """Entries matching every filter (``path`` is a glob, the rest exact), oldest first.
@@ -94,8 +146,8 @@ class Journal:
         path = wanted.pop("path", None)
         out = [
             e
-            for e in self._entries
+            for e in map(_entry, self._raw)
             if (path is None or fnmatch.fnmatchcase(e.path, path))
             and all(str(getattr(e, name)) == value for name, value in wanted.items())
         ]
-        return out[-limit:] if limit is not None else out
+        return out[-limit:] if limit else out

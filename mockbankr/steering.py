@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import re
 from typing import Any
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mockbankr.clock import Clock, iso, perf_seconds, wall_time
+from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.errors import ConfigError, MockbankrError
 from mockbankr.journal import Journal
 from mockbankr.rules import Action, Request, RuleSet, directive_action
@@ -29,7 +28,6 @@ __all__ = ["ConnectionDropped", "SteeringMiddleware"]
 logger = logging.getLogger("mockbankr")
 
 _PROMPT_PATHS = frozenset({"/agent/prompt", "/v2/prompt"})
-_JOB_PATH = re.compile(r"^/(?:agent|v2)/job/([^/]+)")
 _MALFORMED = b'{"success": true, "jobId": "job_'
 
 
@@ -39,6 +37,10 @@ class ConnectionDropped(MockbankrError):
     Behind uvicorn the client sees the connection close mid-response; in-process
     the clock transports turn it into ``httpx.RemoteProtocolError``.
     """
+
+
+def _has_directive(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name.startswith(b"x-mockbankr-") for name, _ in headers)
 
 
 def _header_map(scope: Scope) -> dict[str, str]:
@@ -67,11 +69,6 @@ def _payer(x_payment: str | None) -> str | None:
     except (binascii.Error, msgspec.DecodeError, ValueError):
         return None
     return peek.payload.authorization.from_
-
-
-def _job_in_path(path: str) -> str | None:
-    found = _JOB_PATH.match(path)
-    return found.group(1) if found else None
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
@@ -113,21 +110,23 @@ class SteeringMiddleware:
             await self.app(scope, receive, send)
             return
         started = perf_seconds()
-        wall = wall_time()
         arrived = self.clock.now()
-        headers = _header_map(scope)
         state: dict[str, Any] = scope.setdefault("state", {})
-        result: dict[str, Any] = {"status": 0}
+        status = [0]
 
         async def recording_send(message: Message) -> None:
             if message["type"] == "http.response.start":
-                result["status"] = message["status"]
+                status[0] = message["status"]
             await send(message)
 
         fault: str | None = None
         try:
+            if not len(self.rules) and not _has_directive(scope["headers"]):
+                # The hot path: nothing to steer, so no header decoding and no extra layers.
+                await self.app(scope, receive, recording_send)
+                return
             try:
-                action, receive = await self._choose(scope, receive, headers)
+                action, receive = await self._choose(scope, receive, _header_map(scope))
             except ConfigError as exc:
                 fault = "directive"
                 body = {"error": "Invalid request", "message": str(exc)}
@@ -136,24 +135,14 @@ class SteeringMiddleware:
             fault = action.kind if action is not None else None
             await self._run(action, scope, receive, recording_send, state)
         except ConnectionDropped:
-            result["status"] = 0  # the client got no answer, whatever was started
+            status[0] = 0  # the client got no answer, whatever was started
             raise
         finally:
-            entry = self.journal.record(
-                method=scope["method"],
-                path=scope["path"],
-                status=result["status"],
-                owner=state.get("owner")
-                or headers.get("x-api-key")
-                or headers.get("wallet-address"),
-                job_id=state.get("job_id") or _job_in_path(scope["path"]),
-                sim_time=arrived,
-                wall_time=wall,
-                latency_ms=(perf_seconds() - started) * 1000,
-                sim_latency_ms=(self.clock.now() - arrived) * 1000,
-                fault=fault,
+            self.journal.record(
+                scope, state, status[0], arrived, self.clock.now(), started, perf_seconds(), fault
             )
             if self.log_requests:
+                entry = self.journal.last()
                 logger.info(
                     "request method=%s path=%s status=%s owner=%s job=%s fault=%s"
                     " sim_time=%s latency_ms=%.2f",

@@ -141,7 +141,8 @@ class V2Api:
     async def job(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         owner = self._owner(request, job_id, "status")
-        return wire.JSONResponse(await self._sim.poll(job_id, owner=owner))
+        body = await self._sim.poll(job_id, owner=owner)
+        return Response(body, media_type="application/json")
 
     async def cancel(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]

@@ -16,10 +16,16 @@ def routes(app: Starlette) -> list[Route]:
     return [route for route in app.routes if isinstance(route, Route)]
 
 
-def test_fixed_paths_come_before_parameterised_ones(app: Starlette) -> None:
-    paths = [route.path for route in routes(app)]
-    first_param = next(i for i, path in enumerate(paths) if "{" in path)
-    assert all("{" in path for path in paths[first_param:])
+def test_no_parameterised_route_shadows_a_later_fixed_path(app: Starlette) -> None:
+    table = routes(app)
+    for i, route in enumerate(table):
+        for later in table[i + 1 :]:
+            if "{" not in later.path:
+                assert route.path_regex.match(later.path) is None, (route.path, later.path)
+
+
+def test_status_polls_are_the_first_routes(app: Starlette) -> None:
+    assert [route.path for route in routes(app)[:2]] == ["/agent/job/{job_id}", "/v2/job/{job_id}"]
 
 
 @pytest.mark.parametrize("with_key", [False, True])
