@@ -7,12 +7,15 @@ Authentication is ``X-API-Key``. By default any non-empty key is accepted;
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from eth_utils.address import to_checksum_address
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from mockbankr import wire
 from mockbankr.core import Simulator
@@ -20,7 +23,7 @@ from mockbankr.jobs import cancel_body, thread_of
 from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
-__all__ = ["AgentApi", "parse_prompt_body"]
+__all__ = ["AgentApi", "StatusPoll", "parse_prompt_body", "read_json_object"]
 
 #: Request bodies above this size are refused before parsing.
 MAX_BODY_BYTES = 256 * 1024
@@ -59,6 +62,38 @@ def parse_prompt_body(data: dict[str, Any]) -> tuple[str, str | None]:
     return prompt, thread_id or None
 
 
+Authenticate = Callable[[Headers, dict[str, Any], str], str]
+
+
+class StatusPoll:
+    """``GET .../job/{job_id}`` as a bare ASGI app, for both flavours.
+
+    Status polls are most of the traffic, so this endpoint skips Starlette's
+    ``Request`` and ``Response`` objects. Errors are raised as usual and reach
+    the app's error handlers.
+
+    Example::
+
+        Route("/agent/job/{job_id}", StatusPoll(sim, agent.authenticate), methods=["GET"])
+    """
+
+    def __init__(self, sim: Simulator, authenticate: Authenticate) -> None:
+        self._sim = sim
+        self._authenticate = authenticate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        job_id: str = scope["path_params"]["job_id"]
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["job_id"] = job_id
+        owner = self._authenticate(Headers(scope=scope), state, job_id)
+        if not job_id.strip():
+            raise wire.job_id_required()
+        body = await self._sim.poll(job_id, owner=owner)
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
 class AgentApi:
     """The ``/agent/*`` endpoints over one :class:`~mockbankr.core.Simulator`.
 
@@ -77,12 +112,15 @@ class AgentApi:
 
     def owner(self, request: Request) -> str:
         """The owner id of the caller's key, or the documented 401."""
-        key = request.headers.get("x-api-key", "").strip()
+        return self.authenticate(request.headers, request.scope.setdefault("state", {}))
+
+    def authenticate(self, headers: Headers, state: dict[str, Any], job_id: str = "") -> str:
+        """The owner id of an ``X-API-Key``, noted in the request ``state`` for the journal."""
+        key = headers.get("x-api-key", "").strip()
         if not key or (self._keys and key not in self._keys):
             raise wire.auth_required()
-        owner = "key:" + key
-        request.scope.setdefault("state", {})["owner"] = key
-        return owner
+        state["owner"] = key
+        return "key:" + key
 
     async def health(self, request: Request) -> Response:
         # Public, as a load balancer's check; a key that is sent must be valid,
@@ -110,11 +148,6 @@ class AgentApi:
             },
             status_code=202,
         )
-
-    async def job(self, request: Request) -> Response:
-        owner = self.owner(request)
-        body = await self._sim.poll(self._job_id(request), owner=owner)
-        return Response(body, media_type="application/json")
 
     async def cancel(self, request: Request) -> Response:
         owner = self.owner(request)

@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockbankr import wire
-from mockbankr.agent_api import AgentApi
+from mockbankr.agent_api import AgentApi, StatusPoll
 from mockbankr.clock import Clock
 from mockbankr.control import ControlApi
 from mockbankr.core import Simulator
@@ -56,7 +56,9 @@ def _route(path: str, **by_method: Endpoint) -> Route:
     return Route(path, dispatch, methods=list(by_method))
 
 
-def build_routes(agent: AgentApi, v2: V2Api, control: ControlApi) -> list[BaseRoute]:
+def build_routes(
+    sim: Simulator, agent: AgentApi, v2: V2Api, control: ControlApi
+) -> list[BaseRoute]:
     """Every route of the server.
 
     The status polls come first: the router tries routes in order, and a poll is
@@ -66,8 +68,8 @@ def build_routes(agent: AgentApi, v2: V2Api, control: ControlApi) -> list[BaseRo
     """
     c = control.guard
     return [
-        _route("/agent/job/{job_id}", GET=agent.job),
-        _route("/v2/job/{job_id}", GET=v2.job),
+        Route("/agent/job/{job_id}", StatusPoll(sim, agent.authenticate), methods=["GET"]),
+        Route("/v2/job/{job_id}", StatusPoll(sim, v2.authenticate), methods=["GET"]),
         _route("/agent/prompt", POST=agent.prompt),
         _route("/v2/prompt", POST=v2.prompt),
         _route("/agent/job/{job_id}/cancel", POST=agent.cancel),
@@ -154,7 +156,7 @@ def create_app(
     )
     app = Starlette(
         routes=build_routes(
-            agent, V2Api(sim, settings.payment, payment_clock=payment_clock or clock), control
+            sim, agent, V2Api(sim, settings.payment, payment_clock=payment_clock or clock), control
         ),
         exception_handlers={
             ApiError: _api_error,

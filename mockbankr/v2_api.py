@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -127,24 +128,23 @@ class V2Api:
             headers={"X-PAYMENT-RESPONSE": payment_response_header(paid)},
         )
 
-    def _owner(self, request: Request, job_id: str, action: str) -> str:
-        request.state.job_id = job_id
+    def authenticate(
+        self, headers: Headers, state: dict[str, Any], job_id: str, action: str = "status"
+    ) -> str:
+        """The owner id of the wallet that signed this job request, or a 401."""
+        state["job_id"] = job_id
         try:
             wallet = verify_job_signature(
-                request.headers, job_id, "cancel" if action == "cancel" else "status"
+                headers, job_id, "cancel" if action == "cancel" else "status"
             )
         except JobAuthError as exc:
             raise ApiError(401, "Authentication required", f"{exc.reason}: {exc.detail}") from exc
-        request.state.owner = wallet
+        state["owner"] = wallet
         return "wallet:" + wallet
-
-    async def job(self, request: Request) -> Response:
-        job_id = request.path_params["job_id"]
-        owner = self._owner(request, job_id, "status")
-        body = await self._sim.poll(job_id, owner=owner)
-        return Response(body, media_type="application/json")
 
     async def cancel(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        owner = self._owner(request, job_id, "cancel")
+        owner = self.authenticate(
+            request.headers, request.scope.setdefault("state", {}), job_id, "cancel"
+        )
         return wire.JSONResponse(cancel_body(await self._sim.cancel(job_id, owner=owner)))
