@@ -59,29 +59,25 @@ _FILTERS = ("method", "path", "status", "owner", "job_id", "fault")
 _JOB_PATH = re.compile(r"^/(?:agent|v2)/job/([^/]+)")
 _OWNER_HEADERS = (b"x-api-key", b"wallet-address")
 
-#: What :meth:`Journal.record` keeps per request; an :class:`Entry` is built on reading.
-_Raw = tuple[int, Scope, dict[str, Any], int, float, float, float, float, float, str | None]
+#: What :meth:`Journal.record` keeps per request: atomic values only, so the garbage
+#: collector untracks the tuple and a full journal costs it nothing to scan.
+_Raw = tuple[int, str, str, int, str | None, str | None, float, float, float, float, str | None]
 
 
 def _entry(raw: _Raw) -> Entry:
-    seq, scope, state, status, arrived, answered, wall, started, ended, fault = raw
-    owner = state.get("owner")
-    if owner is None:  # not authenticated: show what the caller sent, if anything
-        sent = dict(scope["headers"])
-        owner = next((sent[h].decode("latin-1") for h in _OWNER_HEADERS if h in sent), None)
-    job_id = state.get("job_id")
-    if job_id is None and (found := _JOB_PATH.match(scope["path"])):
+    seq, method, path, status, owner, job_id, arrived, answered, wall, latency, fault = raw
+    if job_id is None and (found := _JOB_PATH.match(path)):
         job_id = found.group(1)
     return Entry(
         seq=seq,
-        method=scope["method"],
-        path=scope["path"],
+        method=method,
+        path=path,
         status=status,
         owner=owner,
         job_id=job_id,
         sim_time=arrived,
         wall_time=wall,
-        latency_ms=(ended - started) * 1000,
+        latency_ms=latency * 1000,
         sim_latency_ms=(answered - arrived) * 1000,
         fault=fault,
     )
@@ -90,8 +86,8 @@ def _entry(raw: _Raw) -> Entry:
 class Journal:
     """The last ``size`` requests, oldest first.
 
-    Recording is cheap (a tuple holding the ASGI scope and state); the
-    :class:`Entry` view is built only when the journal is read.
+    Recording is cheap (one tuple of plain values); the :class:`Entry` view is
+    built only when the journal is read.
 
     Example::
 
@@ -120,9 +116,27 @@ class Journal:
         """Keep one request: its scope and state, its status (0: no answer), its
         simulated arrival and answer times, perf-counter start and end, and fault."""
         self._seq += 1
-        wall = wall_time() - (ended - started)
+        owner = state.get("owner")
+        if owner is None:  # not authenticated: note what the caller sent, if anything
+            for name, value in scope["headers"]:
+                if name in _OWNER_HEADERS:
+                    owner = value.decode("latin-1")
+                    break
+        latency = ended - started
         self._raw.append(
-            (self._seq, scope, state, status, arrived, answered, wall, started, ended, fault)
+            (
+                self._seq,
+                scope["method"],
+                scope["path"],
+                status,
+                owner,
+                state.get("job_id"),
+                arrived,
+                answered,
+                wall_time() - latency,
+                latency,
+                fault,
+            )
         )
 
     def last(self) -> Entry:
