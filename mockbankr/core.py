@@ -19,6 +19,7 @@ from mockbankr.jobs import (
     JobFault,
     JobRecord,
     JobStatus,
+    body_changes_at,
     cancelled,
     job_body,
     status_of,
@@ -30,8 +31,8 @@ from mockbankr.timing import Sample, TimingTable
 __all__ = ["Simulator"]
 
 _encode = msgspec.json.Encoder().encode
-#: Finished jobs whose encoded body is kept, oldest dropped first.
-_FINISHED_CACHE = 10_000
+#: Jobs whose encoded body is kept, oldest dropped first.
+_BODY_CACHE = 10_000
 
 _ID_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32: no I, L, O, U
 
@@ -61,7 +62,8 @@ class Simulator:
         self.clock = clock
         self.store = store
         self._base_seed = rng.getrandbits(64)
-        self._finished: dict[str, tuple[JobRecord, bytes]] = {}
+        # job id -> (record, valid from, valid until, encoded body)
+        self._bodies: dict[str, tuple[JobRecord, float, float, bytes]] = {}
 
     def job_rng(self, seq: int) -> random.Random:
         """The random stream of the ``seq``-th job: a function of the seed and ``seq`` only."""
@@ -139,27 +141,27 @@ class Simulator:
         """The encoded status body of the caller's job now (``GET .../job/{id}``).
 
         A ``regress`` fault answers one poll during processing as if pending, once.
-        A finished job's body never changes, so it is encoded once and reused for as
-        long as the stored record is the same object (any change replaces it).
+        A body only changes at a few instants (start, each status update, the end),
+        so it is encoded once and reused until the next of them, for as long as the
+        stored record is the same object (a cancel or forced outcome replaces it).
         """
         job = await self.get(job_id, owner=owner)
         now = self.clock.now()
+        category = self.table[job.category]
         fault = job.fault
         if fault is not None:
             if fault.kind == "regress" and status_of(job, now) is JobStatus.PROCESSING:
                 healed = msgspec.structs.replace(job, fault=None)
                 if await self.store.replace(job, healed):
                     now = job.started_at - 1e-3
-            return _encode(job_body(job, self.table[job.category], now))
-        if not status_of(job, now).terminal:
-            return _encode(job_body(job, self.table[job.category], now))
-        hit = self._finished.get(job.id)
-        if hit is not None and hit[0] is job:
-            return hit[1]
-        encoded = _encode(job_body(job, self.table[job.category], now))
-        if len(self._finished) >= _FINISHED_CACHE:
-            del self._finished[next(iter(self._finished))]
-        self._finished[job.id] = (job, encoded)
+            return _encode(job_body(job, category, now))
+        hit = self._bodies.get(job.id)
+        if hit is not None and hit[0] is job and hit[1] <= now < hit[2]:
+            return hit[3]
+        encoded = _encode(job_body(job, category, now))
+        if len(self._bodies) >= _BODY_CACHE:
+            del self._bodies[next(iter(self._bodies))]
+        self._bodies[job.id] = (job, now, body_changes_at(job, category, now), encoded)
         return encoded
 
     async def cancel(self, job_id: str, *, owner: str) -> JobRecord:

@@ -20,6 +20,7 @@ from mockbankr.timing import Category
 
 __all__ = [
     "FOREVER",
+    "body_changes_at",
     "JobFault",
     "JobRecord",
     "JobStatus",
@@ -158,20 +159,41 @@ def forced(
     return msgspec.structs.replace(job, **changes)
 
 
-def _updates(job: JobRecord, category: Category, until: float) -> list[dict[str, str]]:
-    """Status updates revealed by ``until``, spread evenly over the processing phase."""
-    messages = category.status_updates
-    if not messages or until < job.started_at:
-        return []
+def _update_times(job: JobRecord, category: Category) -> list[float]:
+    """When each status update appears: evenly over the processing phase."""
+    count = len(category.status_updates)
     span = (job.finished_at - job.started_at) if math.isfinite(job.finished_at) else 60.0
-    step = span / len(messages)
-    revealed = []
-    for i, message in enumerate(messages):
-        at = job.started_at + i * step
-        if at > until:
-            break
-        revealed.append({"message": message, "timestamp": iso(at)})
-    return revealed
+    return [job.started_at + i * span / count for i in range(count)]
+
+
+def _updates(job: JobRecord, category: Category, until: float) -> list[dict[str, str]]:
+    """Status updates revealed by ``until``."""
+    if until < job.started_at:
+        return []
+    return [
+        {"message": message, "timestamp": iso(at)}
+        for message, at in zip(category.status_updates, _update_times(job, category), strict=True)
+        if at <= until
+    ]
+
+
+def body_changes_at(job: JobRecord, category: Category, now: float) -> float:
+    """The next instant after ``now`` at which :func:`job_body` can change.
+
+    Until then the body stays byte for byte the same (a finished job's never
+    changes: ``inf``), so it can be encoded once. A change of the record itself
+    (a cancel, a forced outcome) is a new record, and not covered here.
+
+    Example::
+
+        body_changes_at(job, category, job.created_at) == job.started_at
+    """
+    if status_of(job, now).terminal:
+        return math.inf
+    if now < job.started_at:
+        return job.started_at
+    later = [at for at in _update_times(job, category) if at > now]
+    return min(later, default=job.finished_at)
 
 
 def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
