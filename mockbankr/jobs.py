@@ -190,10 +190,10 @@ def body_changes_at(job: JobRecord, category: Category, now: float) -> float:
     """
     if status_of(job, now).terminal:
         return math.inf
+    ends = job.finished_at if job.cancelled_at is None else min(job.finished_at, job.cancelled_at)
     if now < job.started_at:
-        return job.started_at
-    later = [at for at in _update_times(job, category) if at > now]
-    return min(later, default=job.finished_at)
+        return min(job.started_at, ends)
+    return min([at for at in _update_times(job, category) if at > now] + [ends])
 
 
 def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
