@@ -21,6 +21,7 @@ import click
 from mockbankr._cli_remote import journal, ledger, rules
 from mockbankr.app import create_app
 from mockbankr.clock import RealClock, ScaledClock
+from mockbankr.contracts.cli import contracts as contracts_cli
 from mockbankr.control import is_loopback
 from mockbankr.errors import ConfigError
 from mockbankr.rules import load_rules_file
@@ -218,6 +219,7 @@ def serve(
 main.add_command(ledger)
 main.add_command(rules)
 main.add_command(journal)
+main.add_command(contracts_cli)
 
 
 if __name__ == "__main__":  # pragma: no cover
