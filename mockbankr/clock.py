@@ -24,9 +24,9 @@ import time
 from typing import Protocol, runtime_checkable
 
 __all__ = [
+    "Clock",
     "DEFAULT_EPOCH",
     "MAX_TIME",
-    "Clock",
     "RealClock",
     "ScaledClock",
     "VirtualClock",

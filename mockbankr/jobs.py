@@ -20,10 +20,10 @@ from mockbankr.timing import Category
 
 __all__ = [
     "FOREVER",
-    "body_changes_at",
     "JobFault",
     "JobRecord",
     "JobStatus",
+    "body_changes_at",
     "cancel_body",
     "cancelled",
     "forced",

@@ -16,9 +16,9 @@ from starlette.responses import Response
 from mockbankr.errors import ApiError
 
 __all__ = [
+    "JSONResponse",
     "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
-    "JSONResponse",
     "already_finished",
     "auth_required",
     "decode_json",
