@@ -8,7 +8,8 @@
     ├── ApiError                        an answer in the real API's error shape;
     │                                   the app turns it into {"error", "message", ...}
     ├── PaymentRejected                 an X-PAYMENT header was refused (``reason``)
-    └── JobAuthError                    signed /v2/job headers name no wallet (``reason``)
+    ├── JobAuthError                    signed /v2/job headers name no wallet (``reason``)
+    └── ContractError (ValueError)      a contract file is invalid, or cannot be run
 
 Every error body the server sends is built from an :class:`ApiError`, in
 :mod:`mockbankr.wire`, so the wire shape lives in one place.
@@ -22,6 +23,7 @@ from typing import Any
 __all__ = [
     "ApiError",
     "ConfigError",
+    "ContractError",
     "FixtureError",
     "JobAuthError",
     "MockbankrError",
@@ -120,4 +122,16 @@ class JobAuthError(_ReasonedError):
     Example::
 
         JobAuthError(JobAuthReason.MESSAGE_MISMATCH, "expected 'Cancel job job_1'")
+    """
+
+
+class ContractError(MockbankrError, ValueError):
+    """A contract file is invalid, or a contract cannot be recorded, replayed or verified.
+
+    Example::
+
+        try:
+            load_contract(path)
+        except ContractError as exc:
+            print(exc)  # names the file and the offending key
     """

@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from mockbankr.errors import ConfigError, MockbankrError
+from mockbankr.errors import ConfigError, ContractError
 from mockbankr.rules import Rule, parse_rule
 
 __all__ = [
@@ -78,18 +78,6 @@ Credential = Literal["api_key", "bad_api_key", "wallet_address", "job_signature"
 _MATCHER_KINDS = ("type", "regex", "same", "format", "credential")
 _NAME = re.compile(r"[a-z][a-z0-9_]*")
 _TEMPLATE_NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
-
-
-class ContractError(MockbankrError, ValueError):
-    """A contract file is invalid, or a contract cannot be recorded, replayed or verified.
-
-    Example::
-
-        try:
-            load_contract(path)
-        except ContractError as exc:
-            print(exc)  # names the file and the offending key
-    """
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
