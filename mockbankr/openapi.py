@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -30,265 +29,28 @@ from starlette.responses import Response
 
 from mockbankr.clock import MAX_TIME, iso
 from mockbankr.control import MAX_SPEED
-from mockbankr.jobs import JobFault, JobStatus
-from mockbankr.ledger import JOB_STATUSES, LedgerEntry
-from mockbankr.rules import Rule
-from mockbankr.wire import MAX_PROMPT_LENGTH
-from mockbankr.x402 import NETWORK_CHAIN_IDS, PaymentReason
+from mockbankr.ledger import JOB_STATUSES
 
 __all__ = ["openapi_document", "openapi_endpoint"]
 
-Schema = dict[str, Any]
-
-STR: Schema = {"type": "string"}
-NUM: Schema = {"type": "number"}
-BOOL: Schema = {"type": "boolean"}
-COUNT: Schema = {"type": "integer", "minimum": 0}
-SECONDS: Schema = {"type": "number", "minimum": 0}
-ISO: Schema = {"type": "string", "format": "date-time"}
-ADDRESS: Schema = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
-ATOMIC: Schema = {"type": "string", "pattern": "^[0-9]+$", "description": "USDC atomic units"}
-USDC: Schema = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]*[1-9])?$"}
-PROMPT: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_LENGTH}
-TRUE: Schema = {"const": True}
-STATUSES: Schema = {"type": "string", "enum": [status.value for status in JobStatus]}
-
-
-@dataclass(frozen=True)
-class _Opt:
-    """A property that is sometimes left out."""
-
-    schema: Schema
-
-
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _null(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _enum(*values: str) -> Schema:
-    return {"type": "string", "enum": list(values)}
-
-
-def _array(items: Schema, **constraints: Any) -> Schema:
-    return {"type": "array", "items": items, **constraints}
-
-
-def _obj(_open: bool = False, /, **fields: Schema | _Opt) -> Schema:
-    """An object with these properties, all sent unless wrapped in :class:`_Opt`."""
-    return {
-        "type": "object",
-        "properties": {k: v.schema if isinstance(v, _Opt) else v for k, v in fields.items()},
-        "required": [k for k, v in fields.items() if not isinstance(v, _Opt)],
-        "additionalProperties": _open,
-    }
-
-
-def _error(*texts: str, **extra: Schema) -> Schema:
-    """The wire error shape; ``texts`` are the possible ``error`` values."""
-    return _obj(error=_enum(*texts) if texts else STR, message=STR, **extra)
-
-
-# -- component schemas ---------------------------------------------------------------------
-
-
-def _job_schemas() -> dict[str, Schema]:
-    """``JobStatus`` (``jobs.job_body``): one closed variant per status, told by ``status``."""
-    item = {"type": "object", "required": ["type"], "properties": {"type": STR}}
-
-    def variant(status: JobStatus, **fields: Schema | _Opt) -> Schema:
-        common: dict[str, Schema | _Opt] = {
-            "success": TRUE,
-            "jobId": STR,
-            "threadId": STR,
-            "status": {"const": status.value},
-            "prompt": STR,
-            "createdAt": ISO,
-            "cancellable": {"const": not status.terminal},
-            "statusUpdates": _array(_ref("StatusUpdate")),
-        }
-        return _obj(**(common | fields))
-
-    ms = {"type": "integer", "minimum": 0, "description": "milliseconds"}
-    variants = {
-        "JobPending": variant(JobStatus.PENDING, statusUpdates=_array(STR, maxItems=0)),
-        "JobProcessing": variant(JobStatus.PROCESSING, startedAt=ISO),
-        "JobCompleted": variant(
-            JobStatus.COMPLETED,
-            startedAt=ISO,
-            completedAt=ISO,
-            processingTime=ms,
-            response=STR,
-            richData=_array(item),
-            transactions=_array(item),
-        ),
-        "JobFailed": variant(JobStatus.FAILED, startedAt=ISO, completedAt=ISO, error=STR),
-        "JobCancelled": variant(JobStatus.CANCELLED, startedAt=_Opt(ISO), cancelledAt=ISO),
-    }
-    mapping = {name[3:].lower(): f"#/components/schemas/{name}" for name in variants}
-    return {
-        **variants,
-        "StatusUpdate": _obj(message=STR, timestamp=ISO),
-        "JobStatus": {
-            "description": "A job now; which fields are present depends on its status.",
-            "oneOf": [_ref(name) for name in variants],
-            "discriminator": {"propertyName": "status", "mapping": mapping},
-        },
-        "CancelledJob": _obj(
-            success=TRUE,
-            jobId=STR,
-            status={"const": JobStatus.CANCELLED.value},
-            prompt=STR,
-            createdAt=ISO,
-            cancelledAt=ISO,
-        ),
-    }
-
-
-def _struct_schemas() -> dict[str, Schema]:
-    """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces."""
-    _, found = msgspec.json.schema_components(
-        [Rule, JobFault, LedgerEntry], ref_template="#/components/schemas/{name}"
-    )
-    for schema in found.values():
-        schema.pop("title", None)
-        schema["description"] = schema.get("description", "").split("\n")[0]
-    props = {name: schema["properties"] for name, schema in found.items()}
-    # A client should leave an optional key out rather than send null, and a listed rule
-    # never carries one (msgspec omits defaults), so the null alternatives go.
-    for name in ("Rule", "Match", "Action", "JobShape"):
-        for key, value in props[name].items():
-            props[name][key] = next(
-                (s for s in value.get("anyOf", ()) if s != {"type": "null"}), value
-            )
-    found["Rule"]["required"] = ["action"]
-    found["Action"].update(minProperties=1, maxProperties=1)  # exactly one action
-    props["Rule"]["times"].update(minimum=1)
-    props["Rule"]["probability"].update(minimum=0, maximum=1)
-    props["Match"]["path"]["description"] = "a glob, e.g. /agent/job/*"
-    props["Match"]["prompt"].update(format="regex", description="a regex, searched")
-    props["Respond"]["status"].update(minimum=100, maximum=599)
-    props["Delay"]["seconds"].update(minimum=0)
-    props["Hang"]["seconds"].update(minimum=0)
-    props["JobShape"]["latency"].update(exclusiveMinimum=0)
-    listed = copy.deepcopy(found["Rule"])
-    listed["properties"]["remaining"] = _null(COUNT)
-    listed.update(required=["action", "id", "remaining"], description="A rule as stored")
-    found["JobFault"].update(required=["kind", "at"], additionalProperties=False)
-    ledger = found["LedgerEntry"]  # summarize() sends the amount as strings
-    ledger["properties"].update(amountAtomic=ATOMIC, amountUsdc=USDC)
-    ledger.update(required=[*ledger["required"], "amountUsdc"], additionalProperties=False)
-    return {**found, "RuleListing": listed}
-
-
-def _control_schemas() -> dict[str, Schema]:
-    money = _obj(count=COUNT, totalAtomic=ATOMIC, totalUsdc=USDC)
-    job = _obj(
-        jobId=STR,
-        owner={"type": "string", "description": "key:<API key> or wallet:<address>"},
-        category=STR,
-        status=STATUSES,
-        schedule=_obj(createdAt=ISO, startedAt=ISO, finishedAt=_null(ISO), cancelledAt=_null(ISO)),
-        outcome=_enum("completed", "failed"),
-        fault=_null(_ref("JobFault")),
-    )
-    detail = copy.deepcopy(job)
-    detail["properties"]["body"] = _ref("JobStatus")
-    detail["required"].append("body")
-    duplicate = _obj(
-        payer=ADDRESS,
-        prompt=STR,
-        count={"type": "integer", "minimum": 2},
-        jobIds=_array(STR, minItems=2),
-        firstAt=NUM,
-        lastAt=NUM,
-        extraAtomic=ATOMIC,
-        extraUsdc=USDC,
-    )
-    return {
-        "Clock": _obj(
-            now=ISO,
-            unix=NUM,
-            kind=_enum("virtual", "scaled", "real"),
-            speed=_null({"type": "number", "exclusiveMinimum": 0}),
-        ),
-        "ControlJob": job,
-        "ControlJobDetail": detail,
-        "JournalEntry": _obj(
-            seq={"type": "integer", "minimum": 1},
-            method=STR,
-            path=STR,
-            status={"type": "integer", "minimum": 0, "description": "0: no answer was sent"},
-            owner=_null(STR),
-            jobId=_null(STR),
-            simTime={**ISO, "description": "arrival, simulated"},
-            wallTime={**ISO, "description": "arrival, wall clock"},
-            latencyMs={**SECONDS, "description": "wall time to answer"},
-            simLatencyMs={**SECONDS, "description": "simulated time to answer (a delay rule)"},
-            fault=_null(STR),
-        ),
-        "LedgerSummary": _obj(
-            count=COUNT,
-            totalAtomic=ATOMIC,
-            totalUsdc=USDC,
-            assets=_array(ADDRESS),
-            networks=_array(STR),
-            byPayer={"type": "object", "additionalProperties": money},
-            byStatus=_obj(**{status: money for status in (*JOB_STATUSES, "unknown")}),
-            duplicates=_array(duplicate),
-            duplicateCount=COUNT,
-            duplicateExtraAtomic=ATOMIC,
-            duplicateExtraUsdc=USDC,
-            entries=_array(_ref("LedgerEntry")),
-        ),
-    }
-
-
-def _bankr_schemas() -> dict[str, Schema]:
-    pending = {"const": JobStatus.PENDING.value}
-    return {
-        "PromptRequest": _obj(True, prompt=PROMPT, threadId=_Opt(STR)),
-        "PromptAccepted": _obj(success=TRUE, jobId=STR, threadId=STR, status=pending, message=STR),
-        "V2PromptRequest": _obj(True, prompt=PROMPT, walletAddress=_Opt(STR), xmtp=_Opt(BOOL)),
-        "V2PromptAccepted": _obj(
-            success=TRUE,
-            jobId=STR,
-            status=pending,
-            message=STR,
-            price=_obj(amount=ATOMIC, asset=ADDRESS),
-        ),
-        "PaymentRequirements": _obj(
-            scheme={"const": "exact"},
-            network=_enum(*NETWORK_CHAIN_IDS),
-            maxAmountRequired=ATOMIC,
-            resource={"type": "string", "format": "uri"},
-            description=STR,
-            mimeType=STR,
-            payTo=ADDRESS,
-            maxTimeoutSeconds={"type": "integer", "minimum": 1},
-            asset=ADDRESS,
-            outputSchema={"type": "object"},
-            extra=_obj(name=STR, version=STR),
-        ),
-        "PaymentRequired": _error(
-            "X-PAYMENT header is required",
-            *PaymentReason,
-            x402Version={"const": 1},
-            accepts=_array(_ref("PaymentRequirements"), minItems=1),
-        ),
-        "Me": _obj(
-            success=TRUE,
-            wallets=_array(_obj(chain=_enum("evm", "solana"), address=STR)),
-            socialAccounts=_array(_obj(platform=STR, username=_Opt(STR))),
-            refCode=_Opt(STR),
-            bankrClub=_obj(active=BOOL, subscriptionType=_Opt(STR), renewOrCancelOn=_Opt(NUM)),
-            leaderboard=_obj(score=NUM, rank=_Opt(NUM)),
-        ),
-    }
-
+from mockbankr._openapi_schemas import (
+    COUNT,
+    SECONDS,
+    STATUSES,
+    STR,
+    TRUE,
+    Opt,
+    Schema,
+    array,
+    bankr_schemas,
+    control_schemas,
+    enum_of,
+    error_shape,
+    job_schemas,
+    obj,
+    ref,
+    struct_schemas,
+)
 
 # -- operations ----------------------------------------------------------------------------
 
@@ -332,7 +94,7 @@ def _answer(spec: Answer) -> Schema:
         return spec
     if len(spec) == 2 and isinstance(spec[1], dict):
         return _json(spec[0], spec[1])
-    return _json(spec[0], _error(*spec[1:]))
+    return _json(spec[0], error_shape(*spec[1:]))
 
 
 def _query(name: str, schema: Schema, description: str) -> Schema:
@@ -382,10 +144,10 @@ def _paths(operations: dict[str, Schema]) -> Schema:
 
 
 def _bankr_operations() -> dict[str, Schema]:
-    job = ("The job now", _ref("JobStatus"))
-    cancelled = ("Cancelled now, or already (idempotent)", _ref("CancelledJob"))
+    job = ("The job now", ref("JobStatus"))
+    cancelled = ("Cancelled now, or already (idempotent)", ref("CancelledJob"))
     signed_401 = ("wallet-address, x-signature or x-message missing or wrong", AUTH)
-    limited = _error(
+    limited = error_shape(
         "Daily limit exceeded",
         resetAt={"type": "integer", "description": "unix milliseconds"},
         limit={"type": "integer", "minimum": 1},
@@ -398,25 +160,25 @@ def _bankr_operations() -> dict[str, Schema]:
             "schema": STR,
         }
     }
-    paid = _json("Paid (see the ledger) and accepted", _ref("V2PromptAccepted"), receipt)
+    paid = _json("Paid (see the ledger) and accepted", ref("V2PromptAccepted"), receipt)
     return {
         "GET /_health": _op(
             "Liveness; with X-API-Key, a key test",
-            {200: ("Up", _obj(status={"const": "ok"})), 401: KEY_401},
+            {200: ("Up", obj(status={"const": "ok"})), 401: KEY_401},
         ),
         "POST /agent/prompt": _op(
             "Submit a prompt; the job belongs to the key",
             {
-                202: ("Accepted", _ref("PromptAccepted")),
+                202: ("Accepted", ref("PromptAccepted")),
                 400: BAD_PROMPT,
                 401: KEY_401,
                 429: ("Daily limit reached (with --daily-limit)", limited),
             },
-            body=_ref("PromptRequest"),
+            body=ref("PromptRequest"),
         ),
         "GET /agent/me": _op(
             "Who am I (removed upstream; bankr login and whoami still call it)",
-            {200: ("A made-up wallet, stable per key", _ref("Me")), 401: KEY_401},
+            {200: ("A made-up wallet, stable per key", ref("Me")), 401: KEY_401},
         ),
         "GET /agent/job": _op("No job id: the documented 400", {400: NO_ID, 401: KEY_401}),
         "GET /agent/job/": _op("Empty job id: the documented 400", {400: NO_ID, 401: KEY_401}),
@@ -432,9 +194,9 @@ def _bankr_operations() -> dict[str, Schema]:
             {
                 202: paid,
                 400: ("No usable prompt (checked before the payment)", *BAD_PROMPT[1:]),
-                402: ("No payment, or a refused one", _ref("PaymentRequired")),
+                402: ("No payment, or a refused one", ref("PaymentRequired")),
             },
-            body=_ref("V2PromptRequest"),
+            body=ref("V2PromptRequest"),
         ),
         "GET /v2/job/{jobId}": _op(
             "Poll a job, with 'Get job status for {jobId}' signed by the payer",
@@ -448,19 +210,19 @@ def _bankr_operations() -> dict[str, Schema]:
 
 
 def _control_operations() -> dict[str, Schema]:
-    clock_change = _obj(
-        advance=_Opt({**SECONDS, "description": f"seconds forward, to {iso(MAX_TIME)} at most"}),
-        speed=_Opt({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SPEED}),
-        now=_Opt({"type": "number", "maximum": MAX_TIME, "description": "unix s, not backwards"}),
+    clock_change = obj(
+        advance=Opt({**SECONDS, "description": f"seconds forward, to {iso(MAX_TIME)} at most"}),
+        speed=Opt({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SPEED}),
+        now=Opt({"type": "number", "maximum": MAX_TIME, "description": "unix s, not backwards"}),
     )
-    outcome = _obj(
-        outcome=_Opt(_enum("completed", "failed")),
-        error=_Opt({"type": "string", "description": "the failure text (outcome failed)"}),
-        finish_in=_Opt({**SECONDS, "description": f"seconds from now, to {iso(MAX_TIME)}"}),
+    outcome = obj(
+        outcome=Opt(enum_of("completed", "failed")),
+        error=Opt({"type": "string", "description": "the failure text (outcome failed)"}),
+        finish_in=Opt({**SECONDS, "description": f"seconds from now, to {iso(MAX_TIME)}"}),
     )
     outcome["anyOf"] = [{"required": ["outcome"]}, {"required": ["finish_in"]}]
-    page = _obj(
-        jobs=_array(_ref("ControlJob")),
+    page = obj(
+        jobs=array(ref("ControlJob")),
         total=COUNT,
         offset=COUNT,
         limit={"type": "integer", "minimum": 1, "maximum": 1000},
@@ -477,16 +239,16 @@ def _control_operations() -> dict[str, Schema]:
         for name in ("method", "path", "status", "owner", "job_id", "fault")
     ]
     journal_filters.append(_query("limit", {"type": "integer", "minimum": 1}, "the newest"))
-    journal = _obj(entries=_array(_ref("JournalEntry")), size={"type": "integer", "minimum": 1})
-    empty = _array({"type": "object"}, maxItems=0)
+    journal = obj(entries=array(ref("JournalEntry")), size={"type": "integer", "minimum": 1})
+    empty = array({"type": "object"}, maxItems=0)
     missing = ("No such job", "Job not found")
     finished = ("The job finished already", *(f"Job already {s}" for s in JOB_STATUSES[2:]))
-    rules = _obj(rules=_array(_ref("RuleListing")))
+    rules = obj(rules=array(ref("RuleListing")))
     return {
-        "GET /__mock/clock": _op("Read the clock", {200: ("The clock", _ref("Clock"))}),
+        "GET /__mock/clock": _op("Read the clock", {200: ("The clock", ref("Clock"))}),
         "POST /__mock/clock": _op(
             "Advance, set or speed up the clock",
-            {200: ("The clock after the change", _ref("Clock")), 400: BAD},
+            {200: ("The clock after the change", ref("Clock")), 400: BAD},
             body={**clock_change, "minProperties": 1},
         ),
         "GET /__mock/jobs": _op(
@@ -496,36 +258,36 @@ def _control_operations() -> dict[str, Schema]:
         ),
         "GET /__mock/jobs/{jobId}": _op(
             "A job with its schedule and its status body now",
-            {200: ("The job", _ref("ControlJobDetail")), 404: missing},
+            {200: ("The job", ref("ControlJobDetail")), 404: missing},
         ),
         "POST /__mock/jobs/{jobId}/outcome": _op(
             "Force the outcome and/or finish time of an unfinished job",
-            {200: ("The job now", _ref("ControlJob")), 400: BAD, 404: missing, 409: finished},
+            {200: ("The job now", ref("ControlJob")), 400: BAD, 404: missing, 409: finished},
             body=outcome,
         ),
         "GET /__mock/rules": _op("The rules, in order", {200: ("The rules", rules)}),
         "POST /__mock/rules": _op(
             "Append a fault rule",
-            {201: ("The rule as stored", _ref("RuleListing")), 400: BAD},
-            body=_ref("Rule"),
+            {201: ("The rule as stored", ref("RuleListing")), 400: BAD},
+            body=ref("Rule"),
         ),
-        "DELETE /__mock/rules": _op("Remove every rule", {200: ("None left", _obj(rules=empty))}),
+        "DELETE /__mock/rules": _op("Remove every rule", {200: ("None left", obj(rules=empty))}),
         "DELETE /__mock/rules/{ruleId}": _op(
             "Remove one rule",
-            {200: ("Removed", _obj(deleted=STR)), 404: ("No such rule", "Rule not found")},
+            {200: ("Removed", obj(deleted=STR)), 404: ("No such rule", "Rule not found")},
         ),
         "GET /__mock/journal": _op(
             "Recent requests to the Bankr routes, oldest first",
             {200: ("Matching entries", journal), 400: BAD},
             query=journal_filters,
         ),
-        "DELETE /__mock/journal": _op("Forget the journal", {200: ("Empty", _obj(entries=empty))}),
+        "DELETE /__mock/journal": _op("Forget the journal", {200: ("Empty", obj(entries=empty))}),
         "GET /__mock/ledger": _op(
-            "What the x402 prompts would have cost", {200: ("Summary", _ref("LedgerSummary"))}
+            "What the x402 prompts would have cost", {200: ("Summary", ref("LedgerSummary"))}
         ),
         "POST /__mock/reset": _op(
             "Forget jobs, journal, ledger and limits; back to the start rules",
-            {200: ("Reset", _obj(reset=TRUE, rules=COUNT))},
+            {200: ("Reset", obj(reset=TRUE, rules=COUNT))},
         ),
     }
 
@@ -553,7 +315,7 @@ def _header(name: str, description: str) -> Schema:
 
 @functools.cache
 def _build() -> Schema:
-    schemas = {**_job_schemas(), **_struct_schemas(), **_control_schemas(), **_bankr_schemas()}
+    schemas = {**job_schemas(), **struct_schemas(), **control_schemas(), **bankr_schemas()}
     this = {"type": "object", "required": ["openapi"], "properties": {"openapi": STR}}
     return {
         "openapi": "3.1.0",
@@ -569,7 +331,7 @@ def _build() -> Schema:
         "components": {
             "schemas": dict(sorted(schemas.items())),
             "responses": {
-                "ServerError": _json("A mockbankr bug (logged); please report it", _error())
+                "ServerError": _json("A mockbankr bug (logged); please report it", error_shape())
             },
             "securitySchemes": {
                 "apiKey": _header("X-API-Key", "bk_..."),

@@ -1,0 +1,298 @@
+"""The component schemas of :mod:`mockbankr.openapi`, and the helpers that write them.
+
+Split out to keep each module readable; the document is assembled in ``openapi.py``.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from mockbankr.jobs import JobFault, JobStatus
+from mockbankr.ledger import JOB_STATUSES, LedgerEntry
+from mockbankr.rules import Rule
+from mockbankr.wire import MAX_PROMPT_LENGTH
+from mockbankr.x402 import NETWORK_CHAIN_IDS, PaymentReason
+
+__all__ = [
+    "ADDRESS",
+    "ATOMIC",
+    "BOOL",
+    "COUNT",
+    "ISO",
+    "NUM",
+    "Opt",
+    "PROMPT",
+    "SECONDS",
+    "STATUSES",
+    "STR",
+    "Schema",
+    "TRUE",
+    "USDC",
+    "array",
+    "bankr_schemas",
+    "control_schemas",
+    "enum_of",
+    "error_shape",
+    "job_schemas",
+    "nullable",
+    "obj",
+    "ref",
+    "struct_schemas",
+]
+
+Schema = dict[str, Any]
+
+STR: Schema = {"type": "string"}
+NUM: Schema = {"type": "number"}
+BOOL: Schema = {"type": "boolean"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+SECONDS: Schema = {"type": "number", "minimum": 0}
+ISO: Schema = {"type": "string", "format": "date-time"}
+ADDRESS: Schema = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
+ATOMIC: Schema = {"type": "string", "pattern": "^[0-9]+$", "description": "USDC atomic units"}
+USDC: Schema = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]*[1-9])?$"}
+PROMPT: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_LENGTH}
+TRUE: Schema = {"const": True}
+STATUSES: Schema = {"type": "string", "enum": [status.value for status in JobStatus]}
+
+
+@dataclass(frozen=True)
+class Opt:
+    """A property that is sometimes left out."""
+
+    schema: Schema
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def nullable(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def enum_of(*values: str) -> Schema:
+    return {"type": "string", "enum": list(values)}
+
+
+def array(items: Schema, **constraints: Any) -> Schema:
+    return {"type": "array", "items": items, **constraints}
+
+
+def obj(_open: bool = False, /, **fields: Schema | Opt) -> Schema:
+    """An object with these properties, all sent unless wrapped in :class:`Opt`."""
+    return {
+        "type": "object",
+        "properties": {k: v.schema if isinstance(v, Opt) else v for k, v in fields.items()},
+        "required": [k for k, v in fields.items() if not isinstance(v, Opt)],
+        "additionalProperties": _open,
+    }
+
+
+def error_shape(*texts: str, **extra: Schema) -> Schema:
+    """The wire error shape; ``texts`` are the possible ``error`` values."""
+    return obj(error=enum_of(*texts) if texts else STR, message=STR, **extra)
+
+
+# -- component schemas ---------------------------------------------------------------------
+
+
+def job_schemas() -> dict[str, Schema]:
+    """``JobStatus`` (``jobs.job_body``): one closed variant per status, told by ``status``."""
+    item = {"type": "object", "required": ["type"], "properties": {"type": STR}}
+
+    def variant(status: JobStatus, **fields: Schema | Opt) -> Schema:
+        common: dict[str, Schema | Opt] = {
+            "success": TRUE,
+            "jobId": STR,
+            "threadId": STR,
+            "status": {"const": status.value},
+            "prompt": STR,
+            "createdAt": ISO,
+            "cancellable": {"const": not status.terminal},
+            "statusUpdates": array(ref("StatusUpdate")),
+        }
+        return obj(**(common | fields))
+
+    ms = {"type": "integer", "minimum": 0, "description": "milliseconds"}
+    variants = {
+        "JobPending": variant(JobStatus.PENDING, statusUpdates=array(STR, maxItems=0)),
+        "JobProcessing": variant(JobStatus.PROCESSING, startedAt=ISO),
+        "JobCompleted": variant(
+            JobStatus.COMPLETED,
+            startedAt=ISO,
+            completedAt=ISO,
+            processingTime=ms,
+            response=STR,
+            richData=array(item),
+            transactions=array(item),
+        ),
+        "JobFailed": variant(JobStatus.FAILED, startedAt=ISO, completedAt=ISO, error=STR),
+        "JobCancelled": variant(JobStatus.CANCELLED, startedAt=Opt(ISO), cancelledAt=ISO),
+    }
+    mapping = {name[3:].lower(): f"#/components/schemas/{name}" for name in variants}
+    return {
+        **variants,
+        "StatusUpdate": obj(message=STR, timestamp=ISO),
+        "JobStatus": {
+            "description": "A job now; which fields are present depends on its status.",
+            "oneOf": [ref(name) for name in variants],
+            "discriminator": {"propertyName": "status", "mapping": mapping},
+        },
+        "CancelledJob": obj(
+            success=TRUE,
+            jobId=STR,
+            status={"const": JobStatus.CANCELLED.value},
+            prompt=STR,
+            createdAt=ISO,
+            cancelledAt=ISO,
+        ),
+    }
+
+
+def struct_schemas() -> dict[str, Schema]:
+    """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces."""
+    _, found = msgspec.json.schema_components(
+        [Rule, JobFault, LedgerEntry], ref_template="#/components/schemas/{name}"
+    )
+    for schema in found.values():
+        schema.pop("title", None)
+        schema["description"] = schema.get("description", "").split("\n")[0]
+    props = {name: schema["properties"] for name, schema in found.items()}
+    # A client should leave an optional key out rather than send null, and a listed rule
+    # never carries one (msgspec omits defaults), so the null alternatives go.
+    for name in ("Rule", "Match", "Action", "JobShape"):
+        for key, value in props[name].items():
+            props[name][key] = next(
+                (s for s in value.get("anyOf", ()) if s != {"type": "null"}), value
+            )
+    found["Rule"]["required"] = ["action"]
+    found["Action"].update(minProperties=1, maxProperties=1)  # exactly one action
+    props["Rule"]["times"].update(minimum=1)
+    props["Rule"]["probability"].update(minimum=0, maximum=1)
+    props["Match"]["path"]["description"] = "a glob, e.g. /agent/job/*"
+    props["Match"]["prompt"].update(format="regex", description="a regex, searched")
+    props["Respond"]["status"].update(minimum=100, maximum=599)
+    props["Delay"]["seconds"].update(minimum=0)
+    props["Hang"]["seconds"].update(minimum=0)
+    props["JobShape"]["latency"].update(exclusiveMinimum=0)
+    listed = copy.deepcopy(found["Rule"])
+    listed["properties"]["remaining"] = nullable(COUNT)
+    listed.update(required=["action", "id", "remaining"], description="A rule as stored")
+    found["JobFault"].update(required=["kind", "at"], additionalProperties=False)
+    ledger = found["LedgerEntry"]  # summarize() sends the amount as strings
+    ledger["properties"].update(amountAtomic=ATOMIC, amountUsdc=USDC)
+    ledger.update(required=[*ledger["required"], "amountUsdc"], additionalProperties=False)
+    return {**found, "RuleListing": listed}
+
+
+def control_schemas() -> dict[str, Schema]:
+    money = obj(count=COUNT, totalAtomic=ATOMIC, totalUsdc=USDC)
+    job = obj(
+        jobId=STR,
+        owner={"type": "string", "description": "key:<API key> or wallet:<address>"},
+        category=STR,
+        status=STATUSES,
+        schedule=obj(
+            createdAt=ISO, startedAt=ISO, finishedAt=nullable(ISO), cancelledAt=nullable(ISO)
+        ),
+        outcome=enum_of("completed", "failed"),
+        fault=nullable(ref("JobFault")),
+    )
+    detail = copy.deepcopy(job)
+    detail["properties"]["body"] = ref("JobStatus")
+    detail["required"].append("body")
+    duplicate = obj(
+        payer=ADDRESS,
+        prompt=STR,
+        count={"type": "integer", "minimum": 2},
+        jobIds=array(STR, minItems=2),
+        firstAt=NUM,
+        lastAt=NUM,
+        extraAtomic=ATOMIC,
+        extraUsdc=USDC,
+    )
+    return {
+        "Clock": obj(
+            now=ISO,
+            unix=NUM,
+            kind=enum_of("virtual", "scaled", "real"),
+            speed=nullable({"type": "number", "exclusiveMinimum": 0}),
+        ),
+        "ControlJob": job,
+        "ControlJobDetail": detail,
+        "JournalEntry": obj(
+            seq={"type": "integer", "minimum": 1},
+            method=STR,
+            path=STR,
+            status={"type": "integer", "minimum": 0, "description": "0: no answer was sent"},
+            owner=nullable(STR),
+            jobId=nullable(STR),
+            simTime={**ISO, "description": "arrival, simulated"},
+            wallTime={**ISO, "description": "arrival, wall clock"},
+            latencyMs={**SECONDS, "description": "wall time to answer"},
+            simLatencyMs={**SECONDS, "description": "simulated time to answer (a delay rule)"},
+            fault=nullable(STR),
+        ),
+        "LedgerSummary": obj(
+            count=COUNT,
+            totalAtomic=ATOMIC,
+            totalUsdc=USDC,
+            assets=array(ADDRESS),
+            networks=array(STR),
+            byPayer={"type": "object", "additionalProperties": money},
+            byStatus=obj(**{status: money for status in (*JOB_STATUSES, "unknown")}),
+            duplicates=array(duplicate),
+            duplicateCount=COUNT,
+            duplicateExtraAtomic=ATOMIC,
+            duplicateExtraUsdc=USDC,
+            entries=array(ref("LedgerEntry")),
+        ),
+    }
+
+
+def bankr_schemas() -> dict[str, Schema]:
+    pending = {"const": JobStatus.PENDING.value}
+    return {
+        "PromptRequest": obj(True, prompt=PROMPT, threadId=Opt(STR)),
+        "PromptAccepted": obj(success=TRUE, jobId=STR, threadId=STR, status=pending, message=STR),
+        "V2PromptRequest": obj(True, prompt=PROMPT, walletAddress=Opt(STR), xmtp=Opt(BOOL)),
+        "V2PromptAccepted": obj(
+            success=TRUE,
+            jobId=STR,
+            status=pending,
+            message=STR,
+            price=obj(amount=ATOMIC, asset=ADDRESS),
+        ),
+        "PaymentRequirements": obj(
+            scheme={"const": "exact"},
+            network=enum_of(*NETWORK_CHAIN_IDS),
+            maxAmountRequired=ATOMIC,
+            resource={"type": "string", "format": "uri"},
+            description=STR,
+            mimeType=STR,
+            payTo=ADDRESS,
+            maxTimeoutSeconds={"type": "integer", "minimum": 1},
+            asset=ADDRESS,
+            outputSchema={"type": "object"},
+            extra=obj(name=STR, version=STR),
+        ),
+        "PaymentRequired": error_shape(
+            "X-PAYMENT header is required",
+            *PaymentReason,
+            x402Version={"const": 1},
+            accepts=array(ref("PaymentRequirements"), minItems=1),
+        ),
+        "Me": obj(
+            success=TRUE,
+            wallets=array(obj(chain=enum_of("evm", "solana"), address=STR)),
+            socialAccounts=array(obj(platform=STR, username=Opt(STR))),
+            refCode=Opt(STR),
+            bankrClub=obj(active=BOOL, subscriptionType=Opt(STR), renewOrCancelOn=Opt(NUM)),
+            leaderboard=obj(score=NUM, rank=Opt(NUM)),
+        ),
+    }
