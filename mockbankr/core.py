@@ -179,10 +179,6 @@ class Simulator:
             if result is job or await self.store.replace(job, result):
                 return result
 
-    def status(self, job: JobRecord) -> JobStatus:
-        """The job's status now."""
-        return status_of(job, self.clock.now())
-
     def body(self, job: JobRecord) -> dict[str, Any]:
         """The job's status body now."""
         return job_body(job, self.table[job.category], self.clock.now())
