@@ -218,17 +218,17 @@ class LiveServer:
     def _run(self) -> None:
         asyncio.run(self._server.serve(sockets=[self._sock]))
 
-    def start(self) -> Self:
+    def start(self, *, timeout: float = 10.0) -> Self:
+        """Start serving; wait (in wall time, at most ``timeout`` s) until it accepts."""
         self._thread.start()
-        started = threading.Event()
-
-        def wait() -> None:
-            while not self._server.started and self._thread.is_alive():
-                started.wait(0.01)
-
-        wait()
+        tick = threading.Event()  # never set: its wait() is a short interruptible pause
+        for _ in range(int(timeout / 0.01)):
+            if self._server.started or not self._thread.is_alive():
+                break
+            tick.wait(0.01)
         if not self._server.started:
-            raise MockbankrError("mockbankr's live server failed to start")
+            self.stop()
+            raise MockbankrError(f"mockbankr's live server did not start within {timeout} s")
         return self
 
     def stop(self) -> None:
