@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from bench import memory, poll
+from bench import client, memory, poll
 from bench.figures import BenchError, Benchmark, Figure
 
 __all__ = ["BENCHMARKS", "main"]
@@ -25,6 +25,7 @@ __all__ = ["BENCHMARKS", "main"]
 BENCHMARKS: dict[str, Benchmark] = {
     "poll": poll.run,
     "memory": memory.run,
+    "client": client.run,
 }
 
 logger = logging.getLogger("bench")
