@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from bench import client, memory, poll
+from bench import client, memory, poll, rules
 from bench.figures import BenchError, Benchmark, Figure
 
 __all__ = ["BENCHMARKS", "main"]
@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "poll": poll.run,
     "memory": memory.run,
     "client": client.run,
+    "rules": rules.run,
 }
 
 logger = logging.getLogger("bench")

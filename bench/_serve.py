@@ -1,4 +1,4 @@
-"""A server process of the poll benchmark: ``python -m bench._serve poll|bare --dir DIR``.
+"""A server process of the benchmarks: ``python -m bench._serve KIND --dir DIR``.
 
 * ``poll``: mockbankr itself (``create_app``) on a :class:`~mockbankr.clock.ScaledClock`
   with a seed. Before serving, its store is filled with :data:`JOBS` jobs submitted
@@ -10,10 +10,21 @@
   median size).
 * ``bare``: the baseline, a Starlette app with the same route pattern answering the
   pre-encoded ``DIR/body.json``: the framework and server cost without mockbankr.
+* ``unsteered``: ``poll`` with the steering middleware taken out of the app (no rules,
+  no journal): the baseline of the rules benchmark.
+* ``rules``: ``poll`` with :data:`NON_MATCHING_RULES` installed at start: 100 rules no
+  status poll matches.
+* ``prompt``: mockbankr on an empty store and a :class:`~mockbankr.clock.RealClock`
+  (so x402 validity windows are checked on wall time): the x402 benchmark's server.
 
-Both run under :func:`serve`, one uvicorn configuration, on a free loopback port,
-and print one JSON line (``{"port": ...}`` and facts for the report) once they accept
-connections.
+``poll``, ``unsteered`` and ``rules`` can be joined by ``+`` (``unsteered+poll+rules``):
+one process then serves each of them on its own port, all over one pre-filled store,
+so that they differ in nothing but the app (two processes running the very same code
+can differ by several percent: memory layout, hash seed).
+
+Every kind runs under :func:`serve`, one uvicorn configuration, on a free loopback
+port, and the process prints one JSON line (``{"port": ...}``, ``servers`` and facts
+for the report) once it accepts connections.
 """
 
 from __future__ import annotations
@@ -21,11 +32,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import json
 import random
 import socket
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +50,31 @@ from starlette.routing import Route
 
 from bench._prompts import API_KEYS, prompt
 from mockbankr.app import create_app
-from mockbankr.clock import ScaledClock, VirtualClock
+from mockbankr.clock import RealClock, ScaledClock, VirtualClock
 from mockbankr.core import Simulator
 from mockbankr.jobs import JobRecord, status_of
+from mockbankr.rules import Rule, parse_rule
 from mockbankr.settings import Settings
+from mockbankr.steering import SteeringMiddleware
 from mockbankr.store import MemoryStore
+from mockbankr.timing import TimingTable, load_timing
 from mockbankr.wire import JSONResponse
 
-__all__ = ["JOBS", "POLLED_KEY", "SPEED", "WINDOW_S", "main", "serve"]
+__all__ = [
+    "JOBS",
+    "MOCK_KINDS",
+    "NON_MATCHING_RULES",
+    "OTHER_KINDS",
+    "POLLED_KEY",
+    "Population",
+    "SPEED",
+    "WINDOW_S",
+    "main",
+    "mock_app",
+    "populate",
+    "serve",
+    "unsteer",
+]
 
 #: Live jobs in the store, spread over every key of the catalogue.
 JOBS = 10_000
@@ -55,6 +85,31 @@ WINDOW_S = 12.0
 #: Simulated seconds per wall second: the population ages ~2 s during a 40 s run.
 SPEED = 0.05
 SEED = 1
+
+
+def _non_matching(i: int) -> dict[str, str]:
+    match i % 4:
+        case 0:  # a wrong method
+            return {"method": "DELETE", "path": "/nothing/*"}
+        case 1:  # a path glob that fails
+            return {"path": f"/nothing/{i}/*"}
+        case 2:  # another API key
+            return {"key": f"bk_other_{i}"}
+        case _:  # a fault aimed at another client's polls: method and path match, not the key
+            return {"method": "GET", "path": "/agent/job/*", "key": f"bk_other_{i}"}
+
+
+def _non_matching_rules(count: int) -> tuple[Rule, ...]:
+    """``count`` rules in four shapes (cheapest to dearest to reject), none matching a poll."""
+    respond = {"respond": {"status": 503, "body": {"error": "x", "message": "never fires"}}}
+    return tuple(
+        parse_rule({"match": _non_matching(i), "action": respond}, where=f"rule {i}")
+        for i in range(count)
+    )
+
+
+#: The ``rules`` server's rules: 100, and not one matches a status poll.
+NON_MATCHING_RULES = _non_matching_rules(100)
 
 
 async def _prefill(sim: Simulator, clock: VirtualClock) -> list[JobRecord]:
@@ -70,19 +125,30 @@ async def _prefill(sim: Simulator, clock: VirtualClock) -> list[JobRecord]:
     return polled
 
 
-def mock_app(out: Path) -> tuple[Starlette, dict[str, Any]]:
-    """mockbankr with a pre-filled store; writes the ids and a typical body to ``out``."""
+@dataclasses.dataclass(frozen=True)
+class Population:
+    """A store pre-filled as described above, its clock and table, and facts about it."""
+
+    clock: ScaledClock
+    store: MemoryStore
+    table: TimingTable
+    facts: dict[str, Any]
+
+
+def populate(out: Path) -> Population:
+    """Fill a store with :data:`JOBS` jobs; write the polled ids and a typical body to ``out``."""
     now = time.time()
     clock = ScaledClock(SPEED, start=now)
     store = MemoryStore()
-    app = create_app(Settings(seed=SEED), clock=clock, rng=random.Random(SEED), store=store)
-    server_sim: Simulator = app.state.simulator
-    # Submissions in the past: a Simulator over the same store and table whose
-    # virtual clock walks from now - WINDOW_S to now, one step per job.
+    table = load_timing(None)
+    # Submissions in the past: a Simulator whose virtual clock walks from
+    # now - WINDOW_S to now, one step per job.
     arrivals = VirtualClock(start=now - WINDOW_S)
-    filler = Simulator(server_sim.table, clock=arrivals, rng=random.Random(SEED), store=store)
+    filler = Simulator(table, clock=arrivals, rng=random.Random(SEED), store=store)
     jobs = asyncio.run(_prefill(filler, arrivals))
 
+    # The bodies as the server will answer them, on its clock.
+    server_sim = Simulator(table, clock=clock, rng=random.Random(SEED), store=store)
     bodies = sorted((JSONResponse(server_sim.body(job)).body for job in jobs), key=len)
     mix = collections.Counter(status_of(job, clock.now()).value for job in jobs)
     (out / "ids").write_text("".join(f"{job.id}\n" for job in jobs), encoding="ascii")
@@ -94,7 +160,52 @@ def mock_app(out: Path) -> tuple[Starlette, dict[str, Any]]:
         "body_bytes_median": len(bodies[len(bodies) // 2]),
         "body_bytes_mean": statistics.fmean(len(b) for b in bodies),
     }
-    return app, facts
+    return Population(clock, store, table, facts)
+
+
+def mock_app(
+    population: Population, *, rules: tuple[Rule, ...] = (), steering: bool = True
+) -> tuple[Starlette, dict[str, Any]]:
+    """mockbankr serving ``population``'s store.
+
+    ``rules`` are installed at start; ``steering=False`` takes the steering middleware
+    (rules, directives, journal) out of the app.
+    """
+    app = create_app(
+        Settings(seed=SEED, rules=rules),
+        clock=population.clock,
+        rng=random.Random(SEED),
+        store=population.store,
+        table=population.table,
+    )
+    if not steering:
+        unsteer(app)
+    return app, {"rules": len(app.state.rules), "steering": steering}
+
+
+def _is_steering(cls: object) -> bool:
+    return cls is SteeringMiddleware
+
+
+def unsteer(app: Starlette) -> None:
+    """Take :class:`SteeringMiddleware` out of ``app`` (before it serves its first request).
+
+    Starlette builds ``app.middleware_stack`` from ``app.user_middleware`` on the first
+    request; resetting the stack makes it rebuild without the middleware.
+    """
+    kept = [m for m in app.user_middleware if not _is_steering(m.cls)]
+    if len(kept) == len(app.user_middleware):
+        raise SystemExit("unsteer: the app has no SteeringMiddleware to take out")
+    app.user_middleware = kept
+    app.middleware_stack = None
+
+
+def prompt_app(out: Path) -> tuple[Starlette, dict[str, Any]]:
+    """mockbankr on an empty store and wall time, for prompts of both flavours."""
+    app = create_app(
+        Settings(seed=SEED), clock=RealClock(), rng=random.Random(SEED), store=MemoryStore()
+    )
+    return app, {"payment": app.state.settings.payment.network}
 
 
 def bare_app(out: Path) -> tuple[Starlette, dict[str, Any]]:
@@ -110,49 +221,84 @@ def bare_app(out: Path) -> tuple[Starlette, dict[str, Any]]:
 
 
 async def _serve_until_stopped(
-    server: uvicorn.Server, sock: socket.socket, facts: dict[str, Any]
+    servers: list[tuple[uvicorn.Server, socket.socket]], facts: dict[str, Any]
 ) -> None:
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    while not server.started:
-        if serving.done():
-            await serving
+    serving = [asyncio.ensure_future(server.serve(sockets=[sock])) for server, sock in servers]
+    while not all(server.started for server, _ in servers):
+        if any(task.done() for task in serving):
+            await asyncio.gather(*serving)
             raise SystemExit("uvicorn stopped before it started")
         await asyncio.sleep(0.01)
     print(json.dumps(facts), flush=True)
-    await serving
+    await asyncio.gather(*serving)
 
 
-def serve(app: Starlette, facts: dict[str, Any]) -> None:
-    """Serve ``app`` on a free 127.0.0.1 port until SIGTERM; announce it on stdout.
+def serve(apps: list[tuple[str, Starlette, dict[str, Any]]], facts: dict[str, Any]) -> None:
+    """Serve each app on its own free 127.0.0.1 port until SIGTERM; announce them on stdout.
 
-    The configuration of ``mockbankr serve``, made explicit: uvloop, httptools,
-    no access log, log level warning.
+    ``apps`` are ``(kind, app, facts)``. The announcement is one JSON line: ``facts``,
+    the first app's facts and its ``port``, and ``servers``, each app's kind, port
+    and facts. Several apps share one process and one event loop, one
+    ``uvicorn.Server`` each, so that they can be compared without the differences
+    between two processes (memory layout, hash seed). The configuration is that of
+    ``mockbankr serve``, made explicit: uvloop, httptools, no access log, log level
+    warning.
     """
-    # proto=IPPROTO_TCP: asyncio disables Nagle only on sockets that say so.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        app,
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-    server = uvicorn.Server(config)
-    facts = {"port": sock.getsockname()[1], **facts}
+    servers = []
+    announced = []
+    for kind, app, app_facts in apps:
+        # proto=IPPROTO_TCP: asyncio disables Nagle only on sockets that say so.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        config = uvicorn.Config(
+            app,
+            loop="uvloop",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        servers.append((uvicorn.Server(config), sock))
+        announced.append({"kind": kind, "port": sock.getsockname()[1], **app_facts})
+    facts = {**facts, **announced[0], "servers": announced}
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
-        runner.run(_serve_until_stopped(server, sock, facts))
+        runner.run(_serve_until_stopped(servers, facts))
+
+
+#: Server kinds that share one pre-filled store (``poll+unsteered+...`` serves several).
+MOCK_KINDS: dict[str, dict[str, Any]] = {
+    "poll": {},
+    "unsteered": {"steering": False},
+    "rules": {"rules": NON_MATCHING_RULES},
+}
+#: Server kinds of their own.
+OTHER_KINDS: dict[str, Callable[[Path], tuple[Starlette, dict[str, Any]]]] = {
+    "bare": bare_app,
+    "prompt": prompt_app,
+}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench._serve")
-    parser.add_argument("kind", choices=["poll", "bare"])
+    parser.add_argument(
+        "kind",
+        help=f"one of {', '.join([*MOCK_KINDS, *OTHER_KINDS])}, or several of"
+        f" {', '.join(MOCK_KINDS)} joined by '+' (one process, one store)",
+    )
     parser.add_argument("--dir", type=Path, required=True, help="where ids and body.json live")
     args = parser.parse_args()
-    build = mock_app if args.kind == "poll" else bare_app
-    serve(*build(args.dir))
+    kinds = args.kind.split("+")
+    if len(kinds) == 1 and kinds[0] in OTHER_KINDS:
+        app, facts = OTHER_KINDS[kinds[0]](args.dir)
+        serve([(kinds[0], app, facts)], {})
+        return
+    unknown = [kind for kind in kinds if kind not in MOCK_KINDS]
+    if unknown:
+        parser.error(f"unknown kind {unknown[0]!r} (see --help)")
+    population = populate(args.dir)
+    apps = [(kind, *mock_app(population, **MOCK_KINDS[kind])) for kind in kinds]
+    serve(apps, population.facts)
 
 
 if __name__ == "__main__":

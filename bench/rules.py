@@ -1,0 +1,156 @@
+"""What the steering layer costs a status poll: no rules, and 100 rules that never match.
+
+Three uvicorn processes (:mod:`bench._serve`), the same mockbankr with 10,000 live jobs,
+pinned to one core; wrk polls them from another core exactly as in :mod:`bench.poll`:
+
+* ``unsteered``, the baseline: the app with :class:`~mockbankr.steering.SteeringMiddleware`
+  taken out (no rules, no directives, no journal);
+* ``poll``: the app as it ships, with an empty rule list (the middleware's fast path);
+* ``rules``: the app with :data:`bench._serve.NON_MATCHING_RULES`, 100 rules that no poll
+  matches, so every poll is checked against all of them.
+
+After a warm-up of each, 3 s runs go round the three servers (the order rotates each
+round) for :data:`ROUNDS` rounds. A cost is ``1 - median(throughput / baseline)`` over
+the rounds, throughput being requests per CPU-second of the server process (see
+bench/README.md, poll). Targets (issue 5): an empty rule list costs under 5%, 100
+non-matching rules under 25%.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import statistics
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+from bench._serve import NON_MATCHING_RULES
+from bench.figures import BenchError, Figure, at_most, info
+from bench.poll import BUSY_WARNING, _check, _cpus, _Run, _Server, _server, _wrk
+
+__all__ = ["ROLES", "ROUNDS", "TARGET_EMPTY", "TARGET_HUNDRED", "run"]
+
+logger = logging.getLogger("bench")
+
+TARGET_EMPTY = 0.05
+TARGET_HUNDRED = 0.25
+ROUNDS = 15
+DURATION_S = 1
+WARMUP_S = 2
+#: Each app of the one server process: its role here and its kind in bench._serve.
+ROLES = {
+    "baseline": "unsteered",
+    "baseline again": "unsteered",
+    "empty rule list": "poll",
+    "100 rules": "rules",
+}
+
+
+def _get(server: _Server, path: str) -> dict[str, object]:
+    try:
+        with urllib.request.urlopen(server.url + path, timeout=5) as response:
+            data: dict[str, object] = json.loads(response.read())
+    except OSError as exc:
+        raise BenchError(f"rules: {server.kind}: GET {path} failed: {exc}") from exc
+    return data
+
+
+def _verify(server: _Server, expected_rules: int, journaled: bool) -> None:
+    """The app is the one we think: its rule count, and whether it journals polls."""
+    rules = _get(server, "/__mock/rules")["rules"]
+    entries = _get(server, "/__mock/journal?limit=1")["entries"]
+    if not isinstance(rules, list) or not isinstance(entries, list):
+        raise BenchError(f"rules: {server.kind}: unexpected /__mock answers")
+    if len(rules) != expected_rules or bool(entries) != journaled:
+        raise BenchError(
+            f"rules: the {server.kind} app has {len(rules)} rules and a journal of"
+            f" {len(entries)}; expected {expected_rules} rules and a journal that"
+            f" {'records' if journaled else 'does not record'} polls"
+        )
+
+
+def run() -> list[Figure]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk is not installed: apt-get install -y wrk")
+    server_cpu, wrk_cpu = _cpus()
+    runs: dict[str, list[_Run]] = {role: [] for role in ROLES}
+    started = time.perf_counter()
+    with (
+        tempfile.TemporaryDirectory(prefix="mockbankr-bench-") as tmp,
+        _server("+".join(ROLES.values()), Path(tmp), server_cpu) as process,
+    ):
+        workdir = Path(tmp)
+        servers = [
+            _Server(role, f"http://127.0.0.1:{app['port']}", process.pid, app)
+            for role, app in zip(ROLES, process.facts["servers"], strict=True)
+        ]
+        logger.info("rules: %d apps up in one process: %s", len(servers), process.facts["servers"])
+        for server in servers:
+            _check(server, workdir)
+            kind = ROLES[server.kind]
+            _verify(server, len(NON_MATCHING_RULES) if kind == "rules" else 0, kind != "unsteered")
+            _wrk(wrk, server, workdir, wrk_cpu, WARMUP_S)
+        for round_ in range(ROUNDS):
+            shift = round_ % len(servers)
+            for server in servers[shift:] + servers[:shift]:
+                result = _wrk(wrk, server, workdir, wrk_cpu, DURATION_S)
+                runs[server.kind].append(result)
+            logger.info(
+                "rules: round %d, req/CPU-s: %s",
+                round_ + 1,
+                ", ".join(f"{role} {runs[role][-1].rps_cpu:,.0f}" for role in ROLES),
+            )
+    logger.info("rules: done in %.0f s", time.perf_counter() - started)
+    return _figures(runs)
+
+
+def _cost(runs: dict[str, list[_Run]], role: str, *, wall: bool = False) -> float:
+    """1 - the median over the rounds of the throughput ratio to the baseline."""
+    pairs = zip(runs["baseline"], runs[role], strict=True)
+    if wall:
+        return 1 - statistics.median(r.rps / b.rps for b, r in pairs)
+    return 1 - statistics.median(r.rps_cpu / b.rps_cpu for b, r in pairs)
+
+
+def _figures(runs: dict[str, list[_Run]]) -> list[Figure]:
+    busy = min(r.busy for role_runs in runs.values() for r in role_runs)
+    if busy < BUSY_WARNING:
+        logger.warning(
+            "rules: the server was on its core only %.0f%% of a run: the req/s figures are"
+            " noise; the per-CPU-second ones still hold",
+            100 * busy,
+        )
+    return [
+        at_most(
+            "cost of an empty rule list, per server CPU-second",
+            100 * _cost(runs, "empty rule list"),
+            "%",
+            100 * TARGET_EMPTY,
+        ),
+        at_most(
+            "cost of 100 non-matching rules, per server CPU-second",
+            100 * _cost(runs, "100 rules"),
+            "%",
+            100 * TARGET_HUNDRED,
+        ),
+        info(
+            "noise floor: 'cost' of the baseline against itself",
+            100 * _cost(runs, "baseline again"),
+            "%",
+        ),
+        info(
+            "cost of an empty rule list, per wall second",
+            100 * _cost(runs, "empty rule list", wall=True),
+            "%",
+        ),
+        info("cost of 100 rules, per wall second", 100 * _cost(runs, "100 rules", wall=True), "%"),
+        *(
+            info(f"{role}, median", statistics.median(r.rps_cpu for r in runs[role]), "req/CPU-s")
+            for role in ROLES
+        ),
+        info("server on its core, lowest of all runs", 100 * busy, "%"),
+    ]
