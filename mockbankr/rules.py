@@ -46,6 +46,9 @@ __all__ = [
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
 _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # no CR, LF or other controls
 
+#: How many (method, key) pairs :meth:`RuleSet.candidates` remembers before starting over.
+_INDEX_SIZE = 1024
+
 #: How long a ``hang`` lasts at most, in simulated seconds, unless it says otherwise.
 HANG_CAP = 3600.0
 
@@ -210,19 +213,21 @@ def load_rules_file(path: Path) -> list[Rule]:
 class _Compiled:
     """A rule with its matchers compiled and its remaining count."""
 
-    __slots__ = ("path", "prompt", "remaining", "rule")
+    __slots__ = ("key", "method", "path", "prompt", "remaining", "rule")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
         self.remaining = rule.times
         m = rule.match
+        self.method = m.method.upper() if m.method is not None else None
+        self.key = m.key
         self.path = re.compile(fnmatch.translate(m.path)) if m.path is not None else None
         self.prompt = re.compile(m.prompt) if m.prompt is not None else None
 
     def matches(self, req: Request) -> bool:
         m = self.rule.match
         return (
-            (m.method is None or m.method.upper() == req.method)
+            (self.method is None or self.method == req.method)
             and (self.path is None or self.path.match(req.path) is not None)
             and (m.key is None or m.key == req.key)
             and (m.wallet is None or (req.wallet or "").lower() == m.wallet.lower())
@@ -248,6 +253,7 @@ class RuleSet:
         self._rng = rng
         self._initial = list(initial or [])
         self._rules: list[_Compiled] = []
+        self._index: dict[tuple[str, str | None], list[_Compiled]] = {}
         self._next_id = 1
         self.needs_prompt = False
         self.reset()
@@ -256,6 +262,7 @@ class RuleSet:
         """Back to the rules the server started with."""
         self._rules = []
         self._next_id = 1
+        self._refresh()
         for rule in self._initial:
             self.add(rule)
 
@@ -283,6 +290,7 @@ class RuleSet:
         self._refresh()
 
     def _refresh(self) -> None:
+        self._index = {}
         self.needs_prompt = any(
             c.rule.match.prompt is not None or c.rule.match.category is not None
             for c in self._rules
@@ -292,9 +300,27 @@ class RuleSet:
         """The rules as JSON-ready dicts, each with its ``remaining`` count."""
         return [{**msgspec.to_builtins(c.rule), "remaining": c.remaining} for c in self._rules]
 
+    def candidates(self, method: str, key: str | None) -> list[_Compiled]:
+        """The rules, in order, that a request with this method and API key could match.
+
+        Cached per (method, key), so a rule list that cannot match a request (say a
+        hundred rules for other keys or methods) costs one dict lookup, not a loop.
+        """
+        found = self._index.get((method, key))
+        if found is None:
+            if len(self._index) >= _INDEX_SIZE:
+                self._index.clear()
+            found = [
+                c
+                for c in self._rules
+                if (c.method is None or c.method == method) and (c.key is None or c.key == key)
+            ]
+            self._index[(method, key)] = found
+        return found
+
     def pick(self, req: Request) -> Action | None:
         """The action of the first rule that matches and fires, counting it down."""
-        for compiled in self._rules:
+        for compiled in self.candidates(req.method, req.key):
             if compiled.remaining == 0 or not compiled.matches(req):
                 continue
             p = compiled.rule.probability

@@ -39,6 +39,13 @@ class ConnectionDropped(MockbankrError):
     """
 
 
+def _api_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == b"x-api-key":
+            return value.decode("latin-1")
+    return None
+
+
 def _has_directive(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(name.startswith(b"x-mockbankr-") for name, _ in headers)
 
@@ -121,8 +128,11 @@ class SteeringMiddleware:
 
         fault: str | None = None
         try:
-            if not len(self.rules) and not _has_directive(scope["headers"]):
-                # The hot path: nothing to steer, so no header decoding and no extra layers.
+            if not _has_directive(scope["headers"]) and not self.rules.candidates(
+                scope["method"], _api_key(scope["headers"])
+            ):
+                # The hot path: no rule could match (none at all, or only rules for other
+                # methods and keys), so no header decoding and no extra layers.
                 await self.app(scope, receive, recording_send)
                 return
             try:

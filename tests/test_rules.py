@@ -180,3 +180,18 @@ def test_rules_file(tmp_path: Path) -> None:
     path.write_text("rule = 1\n", encoding="utf-8")
     with pytest.raises(FixtureError, match="unknown top-level key"):
         load_rules_file(path)
+
+
+def test_candidates_are_the_rules_a_method_and_key_could_match_in_order() -> None:
+    rules = RuleSet(random.Random(0))
+    ids = [
+        rules.add(parse_rule({"match": m, "action": {"drop": {}}}))
+        for m in ({"method": "delete"}, {"key": "bk_a"}, {}, {"method": "GET", "key": "bk_b"})
+    ]
+    assert [c.rule.id for c in rules.candidates("GET", "bk_a")] == [ids[1], ids[2]]
+    assert [c.rule.id for c in rules.candidates("DELETE", None)] == [ids[0], ids[2]]
+    assert [c.rule.id for c in rules.candidates("GET", "bk_b")] == [ids[2], ids[3]]
+    rules.remove(ids[2])  # the cache follows every change
+    assert rules.candidates("GET", "bk_z") == []
+    rules.add(parse_rule({"action": {"malformed": {}}}))
+    assert len(rules.candidates("GET", "bk_z")) == 1
