@@ -9,7 +9,8 @@ them from another core exactly as in :mod:`bench.poll`:
   journal), twice: the second shows the noise;
 * ``empty rule list``: the app as it ships (the middleware's fast path);
 * ``100 rules``: the app with :data:`bench._serve.NON_MATCHING_RULES`, 100 rules that no
-  poll matches, so every poll is checked against all of them.
+  poll matches, so every poll is checked against all of them (by the rule index and
+  the rules' path prefixes, see :meth:`~mockbankr.rules.RuleSet.could_match`).
 
 After a warm-up of each, 1 s runs go round the apps (the order rotates each round) for
 :data:`ROUNDS` rounds. A cost is ``1 - median(throughput / baseline)`` over the rounds,
@@ -39,7 +40,7 @@ logger = logging.getLogger("bench")
 
 TARGET_EMPTY = 0.05
 TARGET_HUNDRED = 0.25
-ROUNDS = 20
+ROUNDS = 40
 DURATION_S = 1
 WARMUP_S = 2
 #: Each app of the one server process: its role here and its kind in bench._serve.

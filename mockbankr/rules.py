@@ -26,7 +26,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
@@ -36,6 +36,7 @@ __all__ = [
     "Action",
     "JobShape",
     "Match",
+    "PROMPT_PATHS",
     "Request",
     "Rule",
     "RuleSet",
@@ -48,6 +49,9 @@ _FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")  # no CR, LF or other cont
 
 #: How many (method, key) pairs :meth:`RuleSet.candidates` remembers before starting over.
 _INDEX_SIZE = 1024
+
+#: The paths whose request body is read for a ``prompt`` or ``category`` match.
+PROMPT_PATHS = ("/agent/prompt", "/v2/prompt")
 
 #: How long a ``hang`` lasts at most, in simulated seconds, unless it says otherwise.
 HANG_CAP = 3600.0
@@ -210,10 +214,19 @@ def load_rules_file(path: Path) -> list[Rule]:
     return out
 
 
-class _Compiled:
-    """A rule with its matchers compiled and its remaining count."""
+def _literal_prefix(glob: str) -> str:
+    """The part of a path glob before its first wildcard: every path it matches starts so."""
+    return re.split(r"[*?\[]", glob, maxsplit=1)[0]
 
-    __slots__ = ("key", "method", "path", "prompt", "remaining", "rule")
+
+class _Compiled:
+    """A rule with its matchers compiled and its remaining count.
+
+    ``prefixes``: every path the rule can match starts with one of them (``""``: any
+    path). A rule that reads the prompt can only match the prompt paths.
+    """
+
+    __slots__ = ("key", "method", "path", "prefixes", "prompt", "remaining", "rule")
 
     def __init__(self, rule: Rule) -> None:
         self.rule = rule
@@ -223,11 +236,19 @@ class _Compiled:
         self.key = m.key
         self.path = re.compile(fnmatch.translate(m.path)) if m.path is not None else None
         self.prompt = re.compile(m.prompt) if m.prompt is not None else None
+        self.prefixes: tuple[str, ...]
+        if m.path is not None:
+            self.prefixes = (_literal_prefix(m.path),)
+        elif m.prompt is not None or m.category is not None:
+            self.prefixes = PROMPT_PATHS
+        else:
+            self.prefixes = ("",)
 
     def matches(self, req: Request) -> bool:
         m = self.rule.match
         return (
             (self.method is None or self.method == req.method)
+            and req.path.startswith(self.prefixes)
             and (self.path is None or self.path.match(req.path) is not None)
             and (m.key is None or m.key == req.key)
             and (m.wallet is None or (req.wallet or "").lower() == m.wallet.lower())
@@ -237,6 +258,13 @@ class _Compiled:
                 or (req.prompt is not None and self.prompt.search(req.prompt) is not None)
             )
         )
+
+
+class _Candidates(NamedTuple):
+    """The rules a (method, key) could match, and the union of their path prefixes."""
+
+    rules: list[_Compiled]
+    prefixes: tuple[str, ...]
 
 
 class RuleSet:
@@ -253,7 +281,7 @@ class RuleSet:
         self._rng = rng
         self._initial = list(initial or [])
         self._rules: list[_Compiled] = []
-        self._index: dict[tuple[str, str | None], list[_Compiled]] = {}
+        self._index: dict[tuple[str, str | None], _Candidates] = {}
         self._next_id = 1
         self.needs_prompt = False
         self.reset()
@@ -301,21 +329,30 @@ class RuleSet:
         return [{**msgspec.to_builtins(c.rule), "remaining": c.remaining} for c in self._rules]
 
     def candidates(self, method: str, key: str | None) -> list[_Compiled]:
-        """The rules, in order, that a request with this method and API key could match.
+        """The rules, in order, that a request with this method and API key could match."""
+        return self._candidates(method, key).rules
 
-        Cached per (method, key), so a rule list that cannot match a request (say a
-        hundred rules for other keys or methods) costs one dict lookup, not a loop.
+    def could_match(self, method: str, key: str | None, path: str) -> bool:
+        """Whether any rule could match a request with this method, API key and path.
+
+        ``False`` is certain, ``True`` only possible. Cached per (method, key), so a
+        rule list that cannot match a request (none at all, a hundred rules for other
+        keys, methods or paths) costs a dict lookup and one ``str.startswith``.
         """
+        return bool(self._rules) and path.startswith(self._candidates(method, key).prefixes)
+
+    def _candidates(self, method: str, key: str | None) -> _Candidates:
         found = self._index.get((method, key))
         if found is None:
             if len(self._index) >= _INDEX_SIZE:
                 self._index.clear()
-            found = [
+            rules = [
                 c
                 for c in self._rules
                 if (c.method is None or c.method == method) and (c.key is None or c.key == key)
             ]
-            self._index[(method, key)] = found
+            prefixes = tuple(dict.fromkeys(p for c in rules for p in c.prefixes))
+            found = self._index[(method, key)] = _Candidates(rules, prefixes)
         return found
 
     def pick(self, req: Request) -> Action | None:

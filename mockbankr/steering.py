@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import msgspec
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.errors import ConfigError, MockbankrError
 from mockbankr.journal import Journal
-from mockbankr.rules import Action, Request, RuleSet, directive_action
+from mockbankr.rules import PROMPT_PATHS, Action, Request, RuleSet, directive_action
 from mockbankr.timing import TimingTable
 from mockbankr.wire import decode_json
 
@@ -27,7 +28,6 @@ __all__ = ["ConnectionDropped", "SteeringMiddleware"]
 
 logger = logging.getLogger("mockbankr")
 
-_PROMPT_PATHS = frozenset({"/agent/prompt", "/v2/prompt"})
 _MALFORMED = b'{"success": true, "jobId": "job_'
 
 
@@ -37,17 +37,6 @@ class ConnectionDropped(MockbankrError):
     Behind uvicorn the client sees the connection close mid-response; in-process
     the clock transports turn it into ``httpx.RemoteProtocolError``.
     """
-
-
-def _api_key(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name == b"x-api-key":
-            return value.decode("latin-1")
-    return None
-
-
-def _has_directive(headers: list[tuple[bytes, bytes]]) -> bool:
-    return any(name.startswith(b"x-mockbankr-") for name, _ in headers)
 
 
 def _header_map(scope: Scope) -> dict[str, str]:
@@ -119,20 +108,20 @@ class SteeringMiddleware:
         started = perf_seconds()
         arrived = self.clock.now()
         state: dict[str, Any] = scope.setdefault("state", {})
-        status = [0]
+        status = 0
 
-        async def recording_send(message: Message) -> None:
+        def recording_send(message: Message) -> Awaitable[None]:
+            # A plain function handing back send's awaitable: no extra coroutine per message.
+            nonlocal status
             if message["type"] == "http.response.start":
-                status[0] = message["status"]
-            await send(message)
+                status = message["status"]
+            return send(message)
 
         fault: str | None = None
         try:
-            if not _has_directive(scope["headers"]) and not self.rules.candidates(
-                scope["method"], _api_key(scope["headers"])
-            ):
-                # The hot path: no rule could match (none at all, or only rules for other
-                # methods and keys), so no header decoding and no extra layers.
+            if not self._steerable(scope):
+                # The hot path: no directive, and no rule could match (none at all, or
+                # only rules for other methods, keys and paths), so no extra layers.
                 await self.app(scope, receive, recording_send)
                 return
             try:
@@ -145,11 +134,11 @@ class SteeringMiddleware:
             fault = action.kind if action is not None else None
             await self._run(action, scope, receive, recording_send, state)
         except ConnectionDropped:
-            status[0] = 0  # the client got no answer, whatever was started
+            status = 0  # the client got no answer, whatever was started
             raise
         finally:
             self.journal.record(
-                scope, state, status[0], arrived, self.clock.now(), started, perf_seconds(), fault
+                scope, state, status, arrived, self.clock.now(), started, perf_seconds(), fault
             )
             if self.log_requests:
                 entry = self.journal.last()
@@ -166,6 +155,18 @@ class SteeringMiddleware:
                     entry.latency_ms,
                 )
 
+    def _steerable(self, scope: Scope) -> bool:
+        """Whether a directive header or some rule could apply to this request."""
+        key = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                key = value  # the last one wins, as in the header map rules see
+            elif name.startswith(b"x-mockbankr-"):
+                return True
+        return self.rules.could_match(
+            scope["method"], key.decode("latin-1") if key is not None else None, scope["path"]
+        )
+
     async def _choose(
         self, scope: Scope, receive: Receive, headers: dict[str, str]
     ) -> tuple[Action | None, Receive]:
@@ -174,7 +175,7 @@ class SteeringMiddleware:
             return action, receive
         prompt = None
         method = scope["method"]
-        if self.rules.needs_prompt and method == "POST" and scope["path"] in _PROMPT_PATHS:
+        if self.rules.needs_prompt and method == "POST" and scope["path"] in PROMPT_PATHS:
             prompt, receive = await self._peek_prompt(receive)
         request = Request(
             method=method,

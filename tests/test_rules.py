@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import fnmatch
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mockbankr.errors import ConfigError, FixtureError
 from mockbankr.rules import Request, RuleSet, directive_action, load_rules_file, parse_rule
@@ -195,3 +198,61 @@ def test_candidates_are_the_rules_a_method_and_key_could_match_in_order() -> Non
     assert rules.candidates("GET", "bk_z") == []
     rules.add(parse_rule({"action": {"malformed": {}}}))
     assert len(rules.candidates("GET", "bk_z")) == 1
+
+
+def test_could_match_rules_out_requests_by_method_key_and_path_prefix() -> None:
+    rules = RuleSet(random.Random(0))
+    assert not rules.could_match("GET", "bk_a", "/agent/job/job_1")  # no rules at all
+    rules.add(parse_rule({"match": {"path": "/nothing/1/*"}, "action": {"drop": {}}}))
+    rules.add(parse_rule({"match": {"key": "bk_other"}, "action": {"drop": {}}}))
+    rules.add(parse_rule({"match": {"prompt": "swap"}, "action": {"drop": {}}}))
+    assert not rules.could_match("GET", "bk_a", "/agent/job/job_1")
+    assert rules.could_match("GET", "bk_a", "/nothing/1/x")
+    assert rules.could_match("GET", "bk_other", "/agent/job/job_1")
+    # A prompt matcher can only see a prompt, so only the prompt paths could match.
+    assert rules.could_match("POST", "bk_a", "/agent/prompt")
+    assert rules.could_match("POST", None, "/v2/prompt")
+    assert not rules.could_match("POST", "bk_a", "/agent/job/job_1/cancel")
+    rules.add(parse_rule({"match": {"path": "/agent/job/job_[12]"}, "action": {"drop": {}}}))
+    assert rules.could_match("GET", "bk_a", "/agent/job/job_1")
+    rules.add(parse_rule({"match": {"method": "DELETE"}, "action": {"drop": {}}}))
+    assert rules.could_match("DELETE", "bk_a", "/anything")
+
+
+_GLOB_PARTS = st.sampled_from(["/agent", "/v2", "/job", "/job_", "/prompt", "*", "?", "[ab]", "a"])
+_PATH_PARTS = st.sampled_from(["/agent", "/v2", "/job", "/job_a", "/prompt", "/cancel", "b", "/"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    matches=st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "method": st.sampled_from(["GET", "POST"]),
+                "path": st.lists(_GLOB_PARTS, max_size=4).map("".join),
+                "key": st.sampled_from(["bk_a", "bk_b"]),
+            },
+        ),
+        max_size=4,
+    ),
+    method=st.sampled_from(["GET", "POST"]),
+    key=st.sampled_from(["bk_a", "bk_b", None]),
+    path=st.lists(_PATH_PARTS, min_size=1, max_size=5).map("".join),
+)
+def test_could_match_is_never_false_for_a_request_a_rule_matches(
+    matches: list[dict[str, str]], method: str, key: str | None, path: str
+) -> None:
+    rules = RuleSet(random.Random(0))
+    for match in matches:
+        rules.add(parse_rule({"match": match, "action": {"drop": {}}}))
+    # The oracle: each match key tested on its own, the glob by fnmatch.
+    matched = any(
+        m.get("method", method) == method
+        and ("key" not in m or m["key"] == key)
+        and fnmatch.fnmatchcase(path, m.get("path", "*"))
+        for m in matches
+    )
+    assert (rules.pick(Request(method, path, key=key)) is not None) == matched
+    if matched:
+        assert rules.could_match(method, key, path)
