@@ -11,13 +11,16 @@
 * ``bare``: the baseline, a Starlette app with the same route pattern answering the
   pre-encoded ``DIR/body.json``: the framework and server cost without mockbankr.
 * ``unsteered``: ``poll`` with the steering middleware taken out of the app (no rules,
-  no journal): the baseline of the rules benchmark.
+  no directives, no journal).
+* ``journaled``: ``poll`` whose steering middleware never looks for a rule or a
+  directive, but journals every request as usual: the baseline of the rules benchmark.
 * ``rules``: ``poll`` with :data:`NON_MATCHING_RULES` installed at start: 100 rules no
   status poll matches.
 * ``prompt``: mockbankr on an empty store and a :class:`~mockbankr.clock.RealClock`
   (so x402 validity windows are checked on wall time): the x402 benchmark's server.
 
-``poll``, ``unsteered`` and ``rules`` can be joined by ``+`` (``unsteered+poll+rules``):
+``poll``, ``unsteered``, ``journaled`` and ``rules`` can be joined by ``+``
+(``journaled+poll+rules``):
 one process then serves each of them on its own port, all over one pre-filled store,
 so that they differ in nothing but the app (two processes running the very same code
 can differ by several percent: memory layout, hash seed).
@@ -38,19 +41,21 @@ import random
 import socket
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from bench._prompts import API_KEYS, prompt
 from mockbankr.app import create_app
-from mockbankr.clock import RealClock, ScaledClock, VirtualClock
+from mockbankr.clock import RealClock, ScaledClock, VirtualClock, perf_seconds
 from mockbankr.core import Simulator
 from mockbankr.jobs import JobRecord, status_of
 from mockbankr.rules import Rule, parse_rule
@@ -164,12 +169,17 @@ def populate(out: Path) -> Population:
 
 
 def mock_app(
-    population: Population, *, rules: tuple[Rule, ...] = (), steering: bool = True
+    population: Population,
+    *,
+    rules: tuple[Rule, ...] = (),
+    steering: bool = True,
+    rule_check: bool = True,
 ) -> tuple[Starlette, dict[str, Any]]:
     """mockbankr serving ``population``'s store.
 
     ``rules`` are installed at start; ``steering=False`` takes the steering middleware
-    (rules, directives, journal) out of the app.
+    (rules, directives, journal) out of the app; ``rule_check=False`` keeps it but
+    switches off its search for rules and directives, so it only journals.
     """
     app = create_app(
         Settings(seed=SEED, rules=rules),
@@ -180,7 +190,49 @@ def mock_app(
     )
     if not steering:
         unsteer(app)
-    return app, {"rules": len(app.state.rules), "steering": steering}
+    elif not rule_check:
+        _swap_steering(app, _JournalOnly)
+    return app, {"rules": len(app.state.rules), "steering": steering, "rule_check": rule_check}
+
+
+class _JournalOnly(SteeringMiddleware):
+    """The steering middleware without its rule and directive check: every request takes
+    the hot path and is journaled. What the rule list costs is measured against it.
+
+    Its ``__call__`` is the middleware's hot path with the check left out: keep the two
+    alike. The rules benchmark checks, through ``/__mock/journal``, that it journals.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = perf_seconds()
+        arrived = self.clock.now()
+        state: dict[str, Any] = scope.setdefault("state", {})
+        status = 0
+
+        def recording_send(message: Message) -> Awaitable[None]:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            return send(message)
+
+        try:
+            await self.app(scope, receive, recording_send)
+        finally:
+            self.journal.record(
+                scope, state, status, arrived, self.clock.now(), started, perf_seconds(), None
+            )
+
+
+def _swap_steering(app: Starlette, cls: type[SteeringMiddleware]) -> None:
+    """Serve ``app`` with ``cls`` in place of :class:`SteeringMiddleware` (before its first
+    request: Starlette builds the stack from ``app.user_middleware`` then)."""
+    if not any(_is_steering(m.cls) for m in app.user_middleware):
+        raise SystemExit("swap: the app has no SteeringMiddleware")
+    app.user_middleware = [
+        Middleware(cls, *m.args, **m.kwargs) if _is_steering(m.cls) else m
+        for m in app.user_middleware
+    ]
+    app.middleware_stack = None
 
 
 def _is_steering(cls: object) -> bool:
@@ -270,6 +322,7 @@ def serve(apps: list[tuple[str, Starlette, dict[str, Any]]], facts: dict[str, An
 MOCK_KINDS: dict[str, dict[str, Any]] = {
     "poll": {},
     "unsteered": {"steering": False},
+    "journaled": {"rule_check": False},
     "rules": {"rules": NON_MATCHING_RULES},
 }
 #: Server kinds of their own.

@@ -1,22 +1,25 @@
-"""What the steering layer costs a status poll: no rules, and 100 rules that never match.
+"""What the rule check costs a status poll: no rules, and 100 rules that never match.
 
-One uvicorn process (:mod:`bench._serve`, ``unsteered+unsteered+poll+rules``) serves four
-apps on four ports over one store of 10,000 live jobs, pinned to one core; wrk polls
-them from another core exactly as in :mod:`bench.poll`:
+One uvicorn process (:mod:`bench._serve`, ``journaled+journaled+poll+rules+unsteered``)
+serves five apps on five ports over one store of 10,000 live jobs, pinned to one core;
+wrk polls them from another core exactly as in :mod:`bench.poll`:
 
-* ``baseline`` and ``baseline again``: the app with
-  :class:`~mockbankr.steering.SteeringMiddleware` taken out (no rules, no directives, no
-  journal), twice: the second shows the noise;
+* ``baseline`` and ``baseline again``: the app whose steering middleware never looks
+  for a rule or a directive but journals every request (the request journal is always
+  on, a feature of its own), twice: the second shows the noise;
 * ``empty rule list``: the app as it ships (the middleware's fast path);
 * ``100 rules``: the app with :data:`bench._serve.NON_MATCHING_RULES`, 100 rules that no
   poll matches, so every poll is checked against all of them (by the rule index and
-  the rules' path prefixes, see :meth:`~mockbankr.rules.RuleSet.could_match`).
+  the rules' path prefixes, see :meth:`~mockbankr.rules.RuleSet.could_match`);
+* ``no steering layer``: the app with :class:`~mockbankr.steering.SteeringMiddleware`
+  taken out (no rules, no directives, no journal), for the cost of the whole layer.
 
 After a warm-up of each, 1 s runs go round the apps (the order rotates each round) for
 :data:`ROUNDS` rounds. A cost is ``1 - median(throughput / baseline)`` over the rounds,
 throughput being requests per CPU-second of the server process (see bench/README.md,
 poll), the baseline the mean of the two baseline apps in that round. Targets (issue 5):
-an empty rule list costs under 5%, 100 non-matching rules under 25%.
+an empty rule list costs under 5%, 100 non-matching rules under 25%. Reported beside
+them: what the journal and the whole steering layer cost against no layer at all.
 """
 
 from __future__ import annotations
@@ -45,10 +48,11 @@ DURATION_S = 1
 WARMUP_S = 2
 #: Each app of the one server process: its role here and its kind in bench._serve.
 ROLES = {
-    "baseline": "unsteered",
-    "baseline again": "unsteered",
+    "baseline": "journaled",
+    "baseline again": "journaled",
     "empty rule list": "poll",
     "100 rules": "rules",
+    "no steering layer": "unsteered",
 }
 
 
@@ -128,6 +132,14 @@ def _cost(runs: dict[str, list[_Run]], role: str, *, wall: bool = False) -> floa
     return 1 - statistics.median(_ratios(runs, role, wall=wall))
 
 
+def _against_no_layer(runs: dict[str, list[_Run]], role: str) -> float:
+    """1 - the median over the rounds of the role's throughput / the app without the layer."""
+    return 1 - statistics.median(
+        r.rps_cpu / none.rps_cpu
+        for r, none in zip(runs[role], runs["no steering layer"], strict=True)
+    )
+
+
 def _noise(runs: dict[str, list[_Run]]) -> tuple[float, float]:
     """The baseline against itself: 1 - median ratio, and half the ratios' interquartile range."""
     ratios = [
@@ -168,6 +180,16 @@ def _figures(runs: dict[str, list[_Run]]) -> list[Figure]:
             "%",
         ),
         info("cost of 100 rules, per wall second", 100 * _cost(runs, "100 rules", wall=True), "%"),
+        info(
+            "cost of the journal alone, against no steering layer",
+            100 * _against_no_layer(runs, "baseline"),
+            "%",
+        ),
+        info(
+            "cost of the whole layer (journal, empty rule list), against none",
+            100 * _against_no_layer(runs, "empty rule list"),
+            "%",
+        ),
         *(
             info(f"{role}, median", statistics.median(r.rps_cpu for r in runs[role]), "req/CPU-s")
             for role in ROLES

@@ -34,6 +34,7 @@ from mockbankr.errors import ConfigError, FixtureError
 
 __all__ = [
     "Action",
+    "DIRECTIVE_HEADERS",
     "JobShape",
     "Match",
     "PROMPT_PATHS",
@@ -52,6 +53,12 @@ _INDEX_SIZE = 1024
 
 #: The paths whose request body is read for a ``prompt`` or ``category`` match.
 PROMPT_PATHS = ("/agent/prompt", "/v2/prompt")
+
+#: The ``X-Mockbankr-*`` request headers there are, as ASGI gives their names.
+DIRECTIVE_HEADERS = frozenset(
+    {b"x-mockbankr-fault", b"x-mockbankr-outcome", b"x-mockbankr-latency"}
+)
+_DIRECTIVES = frozenset(name.decode() for name in DIRECTIVE_HEADERS)
 
 #: How long a ``hang`` lasts at most, in simulated seconds, unless it says otherwise.
 HANG_CAP = 3600.0
@@ -284,6 +291,8 @@ class RuleSet:
         self._index: dict[tuple[str, str | None], _Candidates] = {}
         self._next_id = 1
         self.needs_prompt = False
+        #: Whether there is any rule at all: the steering layer's first, cheapest test.
+        self.active = False
         self.reset()
 
     def reset(self) -> None:
@@ -319,6 +328,7 @@ class RuleSet:
 
     def _refresh(self) -> None:
         self._index = {}
+        self.active = bool(self._rules)
         self.needs_prompt = any(
             c.rule.match.prompt is not None or c.rule.match.category is not None
             for c in self._rules
@@ -339,7 +349,7 @@ class RuleSet:
         rule list that cannot match a request (none at all, a hundred rules for other
         keys, methods or paths) costs a dict lookup and one ``str.startswith``.
         """
-        return bool(self._rules) and path.startswith(self._candidates(method, key).prefixes)
+        return self.active and path.startswith(self._candidates(method, key).prefixes)
 
     def _candidates(self, method: str, key: str | None) -> _Candidates:
         found = self._index.get((method, key))
@@ -374,8 +384,17 @@ def directive_action(headers: Mapping[str, str]) -> Action | None:
 
     ``X-Mockbankr-Outcome: failed`` (or completed/stuck/regress/vanish),
     ``X-Mockbankr-Latency: 12.5`` (seconds) and ``X-Mockbankr-Fault: 503`` (a status),
-    ``hang``, ``drop``, ``malformed`` or ``delay=2``.
+    ``hang``, ``drop``, ``malformed`` or ``delay=2``. Next to them, an unknown
+    ``X-Mockbankr-*`` header (a typo) is an error.
     """
+    unknown = sorted(
+        name for name in headers if name.startswith("x-mockbankr-") and name not in _DIRECTIVES
+    )
+    if unknown:
+        raise ConfigError(
+            f"unknown directive header {unknown[0]!r}; the directives are"
+            " X-Mockbankr-Outcome, X-Mockbankr-Latency and X-Mockbankr-Fault"
+        )
     fault = headers.get("x-mockbankr-fault")
     outcome = headers.get("x-mockbankr-outcome")
     latency = headers.get("x-mockbankr-latency")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import operator
 from collections.abc import Awaitable
 from typing import Any
 
@@ -20,7 +21,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.errors import ConfigError, MockbankrError
 from mockbankr.journal import Journal
-from mockbankr.rules import PROMPT_PATHS, Action, Request, RuleSet, directive_action
+from mockbankr.rules import (
+    DIRECTIVE_HEADERS,
+    PROMPT_PATHS,
+    Action,
+    Request,
+    RuleSet,
+    directive_action,
+)
 from mockbankr.timing import TimingTable
 from mockbankr.wire import decode_json
 
@@ -29,6 +37,7 @@ __all__ = ["ConnectionDropped", "SteeringMiddleware"]
 logger = logging.getLogger("mockbankr")
 
 _MALFORMED = b'{"success": true, "jobId": "job_'
+_name = operator.itemgetter(0)  # of a raw (name, value) header
 
 
 class ConnectionDropped(MockbankrError):
@@ -37,10 +46,6 @@ class ConnectionDropped(MockbankrError):
     Behind uvicorn the client sees the connection close mid-response; in-process
     the clock transports turn it into ``httpx.RemoteProtocolError``.
     """
-
-
-def _header_map(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 class _Authorization(msgspec.Struct):
@@ -119,13 +124,18 @@ class SteeringMiddleware:
 
         fault: str | None = None
         try:
-            if not self._steerable(scope):
+            # A C-level look for a directive among the header names, then the rules'
+            # cheapest test. Most requests stop here.
+            if DIRECTIVE_HEADERS.isdisjoint(map(_name, scope["headers"])) and (
+                not self.rules.active or not self._could_match(scope)
+            ):
                 # The hot path: no directive, and no rule could match (none at all, or
                 # only rules for other methods, keys and paths), so no extra layers.
                 await self.app(scope, receive, recording_send)
                 return
+            text = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             try:
-                action, receive = await self._choose(scope, receive, _header_map(scope))
+                action, receive = await self._choose(scope, receive, text)
             except ConfigError as exc:
                 fault = "directive"
                 body = {"error": "Invalid request", "message": str(exc)}
@@ -155,17 +165,12 @@ class SteeringMiddleware:
                     entry.latency_ms,
                 )
 
-    def _steerable(self, scope: Scope) -> bool:
-        """Whether a directive header or some rule could apply to this request."""
+    def _could_match(self, scope: Scope) -> bool:
         key = None
         for name, value in scope["headers"]:
             if name == b"x-api-key":
-                key = value  # the last one wins, as in the header map rules see
-            elif name.startswith(b"x-mockbankr-"):
-                return True
-        return self.rules.could_match(
-            scope["method"], key.decode("latin-1") if key is not None else None, scope["path"]
-        )
+                key = value.decode("latin-1")  # the last one wins, as in the header map
+        return self.rules.could_match(scope["method"], key, scope["path"])
 
     async def _choose(
         self, scope: Scope, receive: Receive, headers: dict[str, str]

@@ -245,6 +245,16 @@ def test_bad_directive_is_a_400(mock: httpx.Client) -> None:
     assert mock.get("/__mock/jobs").json()["total"] == 0
 
 
+def test_a_misspelt_directive_next_to_a_directive_is_a_400_naming_it(
+    mock: httpx.Client,
+) -> None:
+    headers = {"X-Mockbankr-Latency": "3", "X-Mockbankr-Outcom": "failed"}
+    response = mock.post("/agent/prompt", json={"prompt": PRICE}, headers=headers)
+    assert response.status_code == 400
+    assert "x-mockbankr-outcom" in response.json()["message"]
+    assert mock.get("/__mock/jobs").json()["total"] == 0
+
+
 def test_daily_limit_is_a_rolling_window_with_the_documented_body(clock: VirtualClock) -> None:
     with client(make(clock, daily_limit=2), clock) as http:
         submit(http)

@@ -161,6 +161,8 @@ def test_directive_headers_map_onto_rule_actions(
         {"x-mockbankr-latency": "soon"},
         {"x-mockbankr-outcome": "maybe"},
         {"x-mockbankr-fault": "delay=x"},
+        {"x-mockbankr-falt": "503"},  # a misspelt directive is not silently ignored
+        {"x-mockbankr-fault": "503", "x-mockbankr-retries": "2"},
     ],
 )
 def test_bad_directives_are_errors(headers: dict[str, str]) -> None:
