@@ -40,7 +40,7 @@ $(PEER)/.installed: peer/package.json peer/package-lock.json
 
 ## performance figures, each a ratio against a baseline measured in the same run (needs wrk)
 bench: install
-	command -v wrk >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq wrk; }
+	command -v wrk >/dev/null 2>&1 && command -v valgrind >/dev/null 2>&1 || { DEBIAN_FRONTEND=noninteractive apt-get update -qq && apt-get install -y -qq wrk valgrind; }
 	$(BIN)/python -m bench $(ARGS)
 
 clean:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from bench import client, memory, poll, rules, x402
+from bench import client, instructions, memory, poll, rules, x402
 from bench.figures import BenchError, Benchmark, Figure
 
 __all__ = ["BENCHMARKS", "main"]
@@ -27,6 +27,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "memory": memory.run,
     "client": client.run,
     "rules": rules.run,
+    "instructions": instructions.run,
     "x402": x402.run,
 }
 

@@ -37,6 +37,7 @@ import asyncio
 import collections
 import dataclasses
 import json
+import os
 import random
 import socket
 import statistics
@@ -313,7 +314,7 @@ def serve(apps: list[tuple[str, Starlette, dict[str, Any]]], facts: dict[str, An
         )
         servers.append((uvicorn.Server(config), sock))
         announced.append({"kind": kind, "port": sock.getsockname()[1], **app_facts})
-    facts = {**facts, **announced[0], "servers": announced}
+    facts = {**facts, **announced[0], "servers": announced, "pid": os.getpid()}
     with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
         runner.run(_serve_until_stopped(servers, facts))
 

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,17 +92,30 @@ def _pinned(cpu: str | None, command: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def _server(kind: str, workdir: Path, cpu: str | None) -> Iterator[_Server]:
-    """Start ``python -m bench._serve KIND``, wait for its announcement, stop it after."""
+def _server(
+    kind: str,
+    workdir: Path,
+    cpu: str | None,
+    *,
+    wrapper: Sequence[str] = (),
+    start_timeout: float = START_TIMEOUT_S,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[_Server]:
+    """Start ``python -m bench._serve KIND``, wait for its announcement, stop it after.
+
+    ``wrapper`` runs it under another program (valgrind); the server's ``pid`` is then
+    the one it announces, the Python process itself.
+    """
     log = (workdir / f"{kind}.log").open("w+b")
     proc = subprocess.Popen(
-        _pinned(cpu, [*SERVE, kind, "--dir", str(workdir)]),
+        _pinned(cpu, [*wrapper, *SERVE, kind, "--dir", str(workdir)]),
         stdout=subprocess.PIPE,
         stderr=log,
+        env=None if env is None else {**os.environ, **env},
     )
     try:
         assert proc.stdout is not None
-        ready, _, _ = select.select([proc.stdout], [], [], START_TIMEOUT_S)
+        ready, _, _ = select.select([proc.stdout], [], [], start_timeout)
         line = proc.stdout.readline() if ready else b""
         if not line:
             proc.kill()
@@ -112,7 +125,7 @@ def _server(kind: str, workdir: Path, cpu: str | None) -> Iterator[_Server]:
                 f"the {kind} server did not start:\n{log.read().decode(errors='replace')}"
             )
         facts = json.loads(line)
-        yield _Server(kind, f"http://127.0.0.1:{facts['port']}", proc.pid, facts)
+        yield _Server(kind, f"http://127.0.0.1:{facts['port']}", facts["pid"], facts)
     finally:
         if proc.poll() is None:
             proc.terminate()
