@@ -42,7 +42,7 @@ import random
 import socket
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,10 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
 
 from bench._prompts import API_KEYS, prompt
 from mockbankr.app import create_app
-from mockbankr.clock import RealClock, ScaledClock, VirtualClock, perf_seconds
+from mockbankr.clock import RealClock, ScaledClock, VirtualClock
 from mockbankr.core import Simulator
 from mockbankr.jobs import JobRecord, status_of
 from mockbankr.rules import Rule, parse_rule
@@ -197,31 +196,10 @@ def mock_app(
 
 
 class _JournalOnly(SteeringMiddleware):
-    """The steering middleware without its rule and directive check: every request takes
-    the hot path and is journaled. What the rule list costs is measured against it.
+    """The steering middleware that never looks for a rule or a directive: every request
+    takes the hot path and is journaled. What the look costs is measured against it."""
 
-    Its ``__call__`` is the middleware's hot path with the check left out: keep the two
-    alike. The rules benchmark checks, through ``/__mock/journal``, that it journals.
-    """
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = perf_seconds()
-        arrived = self.clock.now()
-        state: dict[str, Any] = scope.setdefault("state", {})
-        status = 0
-
-        def recording_send(message: Message) -> Awaitable[None]:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            return send(message)
-
-        try:
-            await self.app(scope, receive, recording_send)
-        finally:
-            self.journal.record(
-                scope, state, status, arrived, self.clock.now(), started, perf_seconds(), None
-            )
+    check_steering = False
 
 
 def _swap_steering(app: Starlette, cls: type[SteeringMiddleware]) -> None:
