@@ -17,9 +17,11 @@ wrk polls them from another core exactly as in :mod:`bench.poll`:
 After a warm-up of each, 1 s runs go round the apps (the order rotates each round) for
 :data:`ROUNDS` rounds. A cost is ``1 - median(throughput / baseline)`` over the rounds,
 throughput being requests per CPU-second of the server process (see bench/README.md,
-poll), the baseline the mean of the two baseline apps in that round. Targets (issue 5):
-an empty rule list costs under 5%, 100 non-matching rules under 25%. Reported beside
-them: what the journal and the whole steering layer cost against no layer at all.
+poll), the baseline the mean of the two baseline apps in that round. The targets of
+issue 5 (:data:`TARGET_EMPTY`, :data:`TARGET_HUNDRED`) are judged by
+:mod:`bench.instructions` on the same apps, since on a shared VM these timings scatter
+by more than the targets; the figures here are reported with their noise. Beside them:
+what the journal and the whole steering layer cost against no layer at all.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import urllib.request
 from pathlib import Path
 
 from bench._serve import NON_MATCHING_RULES
-from bench.figures import BenchError, Figure, at_most, info
+from bench.figures import BenchError, Figure, info
 from bench.poll import BUSY_WARNING, _check, _cpus, _Run, _Server, _server, _wrk
 
 __all__ = ["ROLES", "ROUNDS", "TARGET_EMPTY", "TARGET_HUNDRED", "run"]
@@ -160,17 +162,17 @@ def _figures(runs: dict[str, list[_Run]]) -> list[Figure]:
         )
     floor, spread = _noise(runs)
     return [
-        at_most(
+        # No verdict here: on a shared VM these move by more than the targets (see the
+        # noise rows). bench.instructions judges the same costs, repeatably.
+        info(
             "cost of an empty rule list, per server CPU-second",
             100 * _cost(runs, "empty rule list"),
             "%",
-            100 * TARGET_EMPTY,
         ),
-        at_most(
+        info(
             "cost of 100 non-matching rules, per server CPU-second",
             100 * _cost(runs, "100 rules"),
             "%",
-            100 * TARGET_HUNDRED,
         ),
         info("noise: 'cost' of the baseline against itself", 100 * floor, "%"),
         info("noise: half the IQR of one round's ratio, A/A", 100 * spread, "%"),
