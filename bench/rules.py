@@ -161,37 +161,22 @@ def _figures(runs: dict[str, list[_Run]]) -> list[Figure]:
             100 * busy,
         )
     floor, spread = _noise(runs)
+    # No verdict here: on a shared VM these move by more than the targets (see the noise
+    # rows). bench.instructions judges the same costs, repeatably.
+    percents = {
+        "cost of an empty rule list, per server CPU-second": _cost(runs, "empty rule list"),
+        "cost of 100 non-matching rules, per server CPU-second": _cost(runs, "100 rules"),
+        "noise: 'cost' of the baseline against itself": floor,
+        "noise: half the IQR of one round's ratio, A/A": spread,
+        "cost of an empty rule list, per wall second": _cost(runs, "empty rule list", wall=True),
+        "cost of 100 rules, per wall second": _cost(runs, "100 rules", wall=True),
+        "cost of the journal alone, against no steering layer": _against_no_layer(runs, "baseline"),
+        "cost of the whole layer (journal, empty rule list), against none": _against_no_layer(
+            runs, "empty rule list"
+        ),
+    }
     return [
-        # No verdict here: on a shared VM these move by more than the targets (see the
-        # noise rows). bench.instructions judges the same costs, repeatably.
-        info(
-            "cost of an empty rule list, per server CPU-second",
-            100 * _cost(runs, "empty rule list"),
-            "%",
-        ),
-        info(
-            "cost of 100 non-matching rules, per server CPU-second",
-            100 * _cost(runs, "100 rules"),
-            "%",
-        ),
-        info("noise: 'cost' of the baseline against itself", 100 * floor, "%"),
-        info("noise: half the IQR of one round's ratio, A/A", 100 * spread, "%"),
-        info(
-            "cost of an empty rule list, per wall second",
-            100 * _cost(runs, "empty rule list", wall=True),
-            "%",
-        ),
-        info("cost of 100 rules, per wall second", 100 * _cost(runs, "100 rules", wall=True), "%"),
-        info(
-            "cost of the journal alone, against no steering layer",
-            100 * _against_no_layer(runs, "baseline"),
-            "%",
-        ),
-        info(
-            "cost of the whole layer (journal, empty rule list), against none",
-            100 * _against_no_layer(runs, "empty rule list"),
-            "%",
-        ),
+        *(info(name, 100 * value, "%") for name, value in percents.items()),
         *(
             info(f"{role}, median", statistics.median(r.rps_cpu for r in runs[role]), "req/CPU-s")
             for role in ROLES
