@@ -33,10 +33,11 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench._serve import POLLED_KEY
 from bench.figures import BenchError, Figure, at_most, info
-from bench.poll import _Server, _server
+from bench.poll import _server
 from bench.rules import TARGET_EMPTY, TARGET_HUNDRED
 
 __all__ = ["POLLS", "ROUNDS", "run"]
@@ -137,13 +138,14 @@ def run() -> list[Figure]:
             callgrind = _Callgrind(control, process.pid, workdir)
             ids = (workdir / "ids").read_text(encoding="ascii").split()
             polled = random.Random(1).choices(ids, k=POLLS)
-            servers = [_Server(s["kind"], "", process.pid, s) for s in process.facts["servers"]]
+            servers: list[dict[str, Any]] = process.facts["servers"]  # kind and port of each
             for round_ in range(ROUNDS):
-                for server in servers[round_ % 4 :] + servers[: round_ % 4]:
-                    port = server.facts["port"]
+                shift = round_ % len(servers)
+                for server in servers[shift:] + servers[:shift]:
+                    port = server["port"]
                     _polls(polled, port)
                     total = callgrind.count(lambda port=port: _polls(polled, port))
-                    per_poll[ROLES[server.kind]].append(total / POLLS)
+                    per_poll[ROLES[server["kind"]]].append(total / POLLS)
                 logger.info(
                     "instructions: round %d, per poll: %s",
                     round_ + 1,
