@@ -52,7 +52,7 @@ async def read_json_object(request: Request, *, prompt: bool = True) -> dict[str
 def parse_prompt_body(data: dict[str, Any]) -> tuple[str, str | None]:
     """Validate a prompt body: ``(prompt, threadId or None)``, or the documented 400."""
     prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str) or not prompt.strip(wire.PROMPT_SPACE):
         raise wire.invalid_request()
     if len(prompt) > wire.MAX_PROMPT_LENGTH:
         raise wire.prompt_too_long()

@@ -294,6 +294,13 @@ class ControlApi:
         listed = next(r for r in self.rules.listing() if r["id"] == rule_id)
         return JSONResponse(listed, status_code=201)
 
+    async def get_rule(self, request: Request) -> Response:
+        rule_id = request.path_params["rule_id"]
+        listed = next((r for r in self.rules.listing() if r["id"] == rule_id), None)
+        if listed is None:
+            raise ApiError(404, "Rule not found", f"No rule with id {rule_id}")
+        return JSONResponse(listed)
+
     async def delete_rule(self, request: Request) -> Response:
         rule_id = request.path_params["rule_id"]
         if not self.rules.remove(rule_id):

@@ -153,6 +153,10 @@ class Request(msgspec.Struct, frozen=True):
 
 def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
     """Validate one rule; raise :class:`ConfigError` naming the offending key."""
+    action = raw.get("action") if isinstance(raw, dict) else None
+    if isinstance(action, dict) and (nulls := sorted(k for k, v in action.items() if v is None)):
+        # Not "no action": the one key of an action is the action, so it needs a value.
+        raise ConfigError(f"{where}: action.{nulls[0]} is null; an action is an object")
     try:
         rule = msgspec.convert(raw, Rule)
     except msgspec.ValidationError as exc:

@@ -52,7 +52,7 @@ PROMPT_ACCEPTED = "Prompt submitted successfully. Use the jobId to check status.
 def parse_v2_prompt_body(data: dict[str, Any]) -> str:
     """Validate ``{prompt, walletAddress?, xmtp?}`` like the API-key prompt; the prompt."""
     prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str) or not prompt.strip(wire.PROMPT_SPACE):
         raise wire.invalid_request()
     if len(prompt) > wire.MAX_PROMPT_LENGTH:
         raise wire.prompt_too_long()
