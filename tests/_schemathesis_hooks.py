@@ -37,7 +37,8 @@ from _x402_signing import make_payment_header, sign_job_headers
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 
-from mockbankr.x402 import PaymentTerms, challenge_body
+from mockbankr.money import PaymentTerms
+from mockbankr.x402 import challenge_body
 
 __all__ = ["INERT_KEY", "KEY", "PAYER", "TOKEN", "credentials"]
 
