@@ -14,7 +14,7 @@ import msgspec
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.money import NETWORK_CHAIN_IDS
-from mockbankr.rules import Rule
+from mockbankr.rules import RULE_ID_PATTERN, Rule
 from mockbankr.wire import MAX_PROMPT_LENGTH, PROMPT_SPACE
 from mockbankr.x402 import PaymentReason
 
@@ -43,6 +43,7 @@ __all__ = [
     "obj",
     "ref",
     "struct_schemas",
+    "tighten",
 ]
 
 Schema = dict[str, Any]
@@ -161,8 +162,16 @@ def job_schemas() -> dict[str, Schema]:
     }
 
 
-def struct_schemas() -> dict[str, Schema]:
-    """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces."""
+def tighten(prop: Schema, **constraints: Any) -> None:
+    """Add constraints to a property, to its non-null alternative if it may be null."""
+    branches = [s for s in prop.get("anyOf", ()) if s != {"type": "null"}]
+    (branches[0] if len(branches) == 1 else prop).update(constraints)
+
+
+def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
+    """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces
+    (and what adding a rule checks: ``categories``, the server's timing categories).
+    """
     _, found = msgspec.json.schema_components(
         [Rule, JobFault, LedgerEntry], ref_template="#/components/schemas/{name}"
     )
@@ -188,14 +197,18 @@ def struct_schemas() -> dict[str, Schema]:
             "then": {"required": ["outcome"], "properties": {"outcome": {"const": "vanish"}}},
         },
     ]
-    props["Rule"]["times"].update(minimum=1)
-    props["Rule"]["probability"].update(minimum=0, maximum=1)
+    tighten(props["Rule"]["times"], minimum=1)
+    tighten(props["Rule"]["probability"], minimum=0, maximum=1)
+    tighten(props["Rule"]["id"], pattern=RULE_ID_PATTERN)
     props["Match"]["path"]["description"] = "a glob, e.g. /agent/job/*"
-    props["Match"]["prompt"].update(format="regex", description="a regex, searched")
+    tighten(props["Match"]["prompt"], format="regex")
+    props["Match"]["prompt"]["description"] = "a regex, searched"
     props["Respond"]["status"].update(minimum=100, maximum=599)
     props["Delay"]["seconds"].update(minimum=0)
     props["Hang"]["seconds"].update(minimum=0)
-    props["JobShape"]["latency"].update(exclusiveMinimum=0)
+    tighten(props["JobShape"]["latency"], exclusiveMinimum=0)
+    for name in ("Match", "JobShape"):
+        tighten(props[name]["category"], enum=list(categories))
     listed = copy.deepcopy(found["Rule"])
     listed["properties"]["remaining"] = nullable(COUNT)
     listed.update(required=["action", "id", "remaining"], description="A rule as stored")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -31,6 +32,8 @@ from starlette.responses import Response
 from mockbankr.clock import MAX_TIME, iso
 from mockbankr.control import MAX_SPEED
 from mockbankr.ledger import JOB_STATUSES
+from mockbankr.rules import RULE_ID_PATTERN
+from mockbankr.timing import load_timing
 
 __all__ = ["openapi_document", "openapi_endpoint"]
 
@@ -62,7 +65,7 @@ AGENT, V2 = "API key flavour (@bankr/cli)", "x402 flavour (@bankr/sdk)"
 CONTROL = "Control plane (loopback, or Authorization: Bearer <admin token>)"
 #: A rule id (``rules.py`` refuses any other): a letter or digit, then up to 63 more of them
 #: or ``.``, ``_``, ``~``, ``-``; so ``DELETE /__mock/rules/{ruleId}`` reaches every rule.
-RULE_ID: Schema = {"type": "string", "pattern": r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"}
+RULE_ID: Schema = {"type": "string", "pattern": RULE_ID_PATTERN}
 #: A job id as a path segment: printable ASCII but ``/``, not a dot segment (``.``, ``..``),
 #: so that any id the pattern allows reaches its route. Other ids answer 404 (or 400 blank).
 JOB_ID: Schema = {
@@ -388,8 +391,13 @@ def _header(name: str, description: str) -> Schema:
 
 
 @functools.cache
-def _build() -> Schema:
-    schemas = {**job_schemas(), **struct_schemas(), **control_schemas(), **bankr_schemas()}
+def _build(categories: tuple[str, ...]) -> Schema:
+    schemas = {
+        **job_schemas(),
+        **struct_schemas(categories),
+        **control_schemas(),
+        **bankr_schemas(),
+    }
     this = {"type": "object", "required": ["openapi"], "properties": {"openapi": STR}}
     return {
         "openapi": "3.1.0",
@@ -420,19 +428,28 @@ def _build() -> Schema:
 
 
 @functools.cache
-def _encoded() -> bytes:
-    return msgspec.json.encode(_build())
+def _encoded(categories: tuple[str, ...]) -> bytes:
+    return msgspec.json.encode(_build(categories))
 
 
-def openapi_document() -> dict[str, Any]:
+@functools.cache
+def _default_categories() -> tuple[str, ...]:
+    return tuple(load_timing().categories)
+
+
+def openapi_document(categories: Iterable[str] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document: a fresh copy of the one built on first use.
+
+    ``categories`` are the timing categories a rule may name (default: the built-in
+    table's); a server describes its own table's.
 
     Example::
 
         doc = openapi_document()
         doc["components"]["securitySchemes"]["apiKey"]["name"]  # "X-API-Key"
     """
-    return copy.deepcopy(_build())
+    names = _default_categories() if categories is None else tuple(categories)
+    return copy.deepcopy(_build(names))
 
 
 async def openapi_endpoint(request: Request) -> Response:
@@ -442,4 +459,6 @@ async def openapi_endpoint(request: Request) -> Response:
 
         Route("/openapi.json", openapi_endpoint, methods=["GET"])
     """
-    return Response(_encoded(), media_type="application/json")
+    simulator = getattr(request.app.state, "simulator", None)
+    categories = _default_categories() if simulator is None else tuple(simulator.table.categories)
+    return Response(_encoded(categories), media_type="application/json")

@@ -168,3 +168,20 @@ def test_operation_ids_are_unique_and_every_link_reaches_an_operation() -> None:
     for link in links:
         path, _ = operations[link["operationId"]]
         assert set(link["parameters"]) == set(re.findall(r"\{([^}]*)\}", path))
+
+
+def test_the_served_document_names_the_servers_own_timing_categories() -> None:
+    app, clock = build_app()
+    with loopback(app, clock) as http:
+        served = http.get("/openapi.json").json()
+        unknown = http.post(
+            "/__mock/rules", json={"match": {"category": "nope"}, "action": {"drop": {}}}
+        )
+    categories = list(app.state.simulator.table.categories)
+    match = served["components"]["schemas"]["Match"]["properties"]["category"]
+    assert {"type": "string", "enum": categories} in match["anyOf"]
+    assert "nope" not in categories
+    assert unknown.status_code == 400
+    assert openapi_document(["a", "b"])["components"]["schemas"]["JobShape"]["properties"][
+        "category"
+    ]["anyOf"][0]["enum"] == ["a", "b"]
