@@ -337,7 +337,11 @@ def _control_operations() -> dict[str, Schema]:
         "GET /__mock/rules": _op("The rules, in order", {200: ("The rules", rules)}),
         "POST /__mock/rules": _op(
             "Append a fault rule",
-            {201: ("The rule as stored", ref("RuleListing")), 400: BAD},
+            {
+                201: ("The rule as stored", ref("RuleListing")),
+                400: BAD,
+                409: ("A rule with this id exists", "Rule exists"),
+            },
             body=ref("Rule"),
             example={
                 "match": {"method": "GET", "path": "/agent/job/*"},

@@ -363,9 +363,12 @@ class RuleSet:
 
     def add(self, rule: Rule) -> str:
         """Append a rule and return its id (given, or ``r1``, ``r2`` ...)."""
+        taken = {c.rule.id for c in self._rules}
+        if rule.id in taken:
+            raise ConfigError(f"a rule with id {rule.id!r} exists already")
+        while rule.id is None and f"r{self._next_id}" in taken:  # a given id took it
+            self._next_id += 1
         rule_id = rule.id or f"r{self._next_id}"
-        if any(c.rule.id == rule_id for c in self._rules):
-            raise ConfigError(f"a rule with id {rule_id!r} exists already")
         self._next_id += 1
         self._rules.append(_Compiled(msgspec.structs.replace(rule, id=rule_id)))
         self._refresh()

@@ -260,3 +260,13 @@ def test_an_unknown_rules_404_body_is_the_documented_one(route: str) -> None:
     answer = send(_app(), route, ruleId="r404")
     assert answer.status_code == 404
     assert answer.json() == {"error": "Rule not found", "message": "No rule with id r404"}
+
+
+def test_a_rule_id_that_is_taken_is_the_documented_409_not_a_400() -> None:
+    app = _app()
+    body = {"id": "slow", "match": {"key": hooks.INERT_KEY}, "action": {"drop": {}}}
+    assert send(app, "POST /__mock/rules", body=body).status_code == 201
+    again = send(app, "POST /__mock/rules", body={**body, "action": {"malformed": {}}})
+    assert again.status_code == 409
+    assert again.json()["error"] == "Rule exists"
+    assert send(app, "GET /__mock/rules/{ruleId}", ruleId="slow").json()["action"] == {"drop": {}}
