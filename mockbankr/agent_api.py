@@ -19,11 +19,12 @@ from starlette.types import Receive, Scope, Send
 
 from mockbankr import wire
 from mockbankr.core import Simulator
-from mockbankr.jobs import cancel_body, thread_of
+from mockbankr.jobs import JobStatus, cancel_body, thread_of
+from mockbankr.journal import prompt_key
 from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
-__all__ = ["AgentApi", "StatusPoll", "parse_prompt_body", "read_json_object"]
+__all__ = ["AgentApi", "StatusPoll", "answered_status", "parse_prompt_body", "read_json_object"]
 
 #: Request bodies above this size are refused before parsing.
 MAX_BODY_BYTES = 256 * 1024
@@ -64,6 +65,22 @@ def parse_prompt_body(data: dict[str, Any]) -> tuple[str, str | None]:
 
 Authenticate = Callable[[Headers, dict[str, Any], str], str]
 
+_STATUS_FIELD = b'"status":"'
+#: Interned names: the journal keeps a reference, not a copy, per poll.
+_STATUS_NAMES = {status.value.encode(): status.value for status in JobStatus}
+
+
+def answered_status(body: bytes) -> str | None:
+    """The ``status`` of an encoded job body, for the journal.
+
+    The first ``"status":"`` is the field: inside a JSON string a quote is escaped.
+    """
+    start = body.find(_STATUS_FIELD)
+    if start < 0:
+        return None
+    start += len(_STATUS_FIELD)
+    return _STATUS_NAMES.get(body[start : body.find(b'"', start, start + 16)])
+
 
 class StatusPoll:
     """``GET .../job/{job_id}`` as a bare ASGI app, for both flavours.
@@ -89,6 +106,7 @@ class StatusPoll:
         if not job_id.strip():
             raise wire.job_id_required()
         body = await self._sim.poll(job_id, owner=owner)
+        state["job_status"] = answered_status(body)
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -132,6 +150,7 @@ class AgentApi:
     async def prompt(self, request: Request) -> Response:
         owner = self.owner(request)
         prompt, thread_id = parse_prompt_body(await read_json_object(request))
+        request.state.prompt_hash = prompt_key(prompt)
         if self._limit is not None:
             self._limit.take(owner, self._sim.clock.now())
         job = await self._sim.submit(

@@ -1,10 +1,18 @@
-"""The request journal: what arrived, what it got, and when, in a bounded ring buffer."""
+"""The request journal: what arrived, what it got, and when, in a bounded ring buffer.
+
+Besides the request line and the status, each entry keeps what grading a client's
+behaviour over time needs (:mod:`mockbankr.verdicts`): its User-Agent, a short hash of
+a prompt (never the prompt), the ``Retry-After`` it was answered with, the job it
+created or read, and the job status a poll answered.
+"""
 
 from __future__ import annotations
 
 import collections
 import fnmatch
+import hashlib
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +21,20 @@ from starlette.types import Scope
 
 from mockbankr.clock import iso, wall_time
 
-__all__ = ["Entry", "Journal"]
+__all__ = ["Entry", "Journal", "prompt_key"]
+
+#: The longest User-Agent an entry keeps (longer ones are cut).
+MAX_USER_AGENT = 200
+
+
+def prompt_key(prompt: str) -> str:
+    """A short stable identity of a prompt's text (16 hex digits), kept instead of the text.
+
+    Example::
+
+        prompt_key("What is the price of ETH?")  # '3c2e...' (the same every run)
+    """
+    return hashlib.blake2b(prompt.encode("utf-8", "replace"), digest_size=8).hexdigest()
 
 
 class Entry(msgspec.Struct, frozen=True):
@@ -22,7 +43,11 @@ class Entry(msgspec.Struct, frozen=True):
     ``sim_time`` and ``wall_time`` are when it arrived (unix seconds);
     ``latency_ms`` is wall time to answer, ``sim_latency_ms`` simulated time
     (a ``delay`` rule shows there). ``status`` is 0 when no answer was sent
-    (a ``drop``, a ``hang`` the client gave up on).
+    (a ``drop``, a ``hang`` the client gave up on). ``job_id`` is the job a
+    request read or cancelled, or the one a prompt created. ``user_agent`` is what
+    the client sent; ``prompt_hash`` is :func:`prompt_key` of a prompt's text;
+    ``retry_after`` the seconds of an error answer's ``Retry-After``; ``job_status``
+    the status a status poll answered.
     """
 
     seq: int
@@ -36,6 +61,10 @@ class Entry(msgspec.Struct, frozen=True):
     latency_ms: float
     sim_latency_ms: float = 0.0
     fault: str | None = None
+    user_agent: str | None = None
+    prompt_hash: str | None = None
+    retry_after: float | None = None
+    job_status: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +79,10 @@ class Entry(msgspec.Struct, frozen=True):
             "latencyMs": round(self.latency_ms, 3),
             "simLatencyMs": round(self.sim_latency_ms, 3),
             "fault": self.fault,
+            "userAgent": self.user_agent,
+            "promptHash": self.prompt_hash,
+            "retryAfter": self.retry_after,
+            "jobStatus": self.job_status,
         }
 
 
@@ -61,11 +94,43 @@ _OWNER_HEADERS = (b"x-api-key", b"wallet-address")
 
 #: What :meth:`Journal.record` keeps per request: atomic values only, so the garbage
 #: collector untracks the tuple and a full journal costs it nothing to scan.
-_Raw = tuple[int, str, str, int, str | None, str | None, float, float, float, float, str | None]
+_Raw = tuple[
+    int,
+    str,
+    str,
+    int,
+    str | None,
+    str | None,
+    float,
+    float,
+    float,
+    float,
+    str | None,
+    str | None,
+    str | None,
+    float | None,
+    str | None,
+]
 
 
 def _entry(raw: _Raw) -> Entry:
-    seq, method, path, status, owner, job_id, arrived, answered, wall, latency, fault = raw
+    (
+        seq,
+        method,
+        path,
+        status,
+        owner,
+        job_id,
+        arrived,
+        answered,
+        wall,
+        latency,
+        fault,
+        user_agent,
+        prompt_hash,
+        retry_after,
+        job_status,
+    ) = raw
     if job_id is None and (found := _JOB_PATH.match(path)):
         job_id = found.group(1)
     return Entry(
@@ -80,6 +145,10 @@ def _entry(raw: _Raw) -> Entry:
         latency_ms=latency * 1000,
         sim_latency_ms=(answered - arrived) * 1000,
         fault=fault,
+        user_agent=user_agent,
+        prompt_hash=prompt_hash,
+        retry_after=retry_after,
+        job_status=job_status,
     )
 
 
@@ -100,6 +169,7 @@ class Journal:
             raise ValueError(f"journal size must be >= 1, got {size}")
         self._raw: collections.deque[_Raw] = collections.deque(maxlen=size)
         self._seq = 0
+        self._cleared_at = 0  # the sequence number at the last clear
         self.size = size
 
     def record(
@@ -112,16 +182,20 @@ class Journal:
         started: float,
         ended: float,
         fault: str | None,
+        retry_after: float | None = None,
     ) -> None:
         """Keep one request: its scope and state, its status (0: no answer), its
-        simulated arrival and answer times, perf-counter start and end, and fault."""
+        simulated arrival and answer times, perf-counter start and end, fault, and
+        the ``Retry-After`` seconds it was answered with."""
         self._seq += 1
         owner = state.get("owner")
-        if owner is None:  # not authenticated: note what the caller sent, if anything
-            for name, value in scope["headers"]:
-                if name in _OWNER_HEADERS:
-                    owner = value.decode("latin-1")
-                    break
+        user_agent = None
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                user_agent = sys.intern(value[:MAX_USER_AGENT].decode("latin-1"))
+            elif owner is None and name in _OWNER_HEADERS:
+                # not authenticated: note what the caller sent, if anything
+                owner = value.decode("latin-1")
         latency = ended - started
         self._raw.append(
             (
@@ -136,6 +210,10 @@ class Journal:
                 wall_time() - latency,
                 latency,
                 fault,
+                user_agent,
+                state.get("prompt_hash"),
+                retry_after,
+                state.get("job_status"),
             )
         )
 
@@ -144,6 +222,16 @@ class Journal:
 
     def clear(self) -> None:
         self._raw.clear()
+        self._cleared_at = self._seq
+
+    @property
+    def dropped(self) -> int:
+        """Requests recorded since the last :meth:`clear` that the journal no longer holds."""
+        return self._seq - self._cleared_at - len(self._raw)
+
+    def entries(self) -> list[Entry]:
+        """Every entry held, oldest first."""
+        return list(map(_entry, self._raw))
 
     def __len__(self) -> int:
         return len(self._raw)

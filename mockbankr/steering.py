@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import logging
 import operator
-from collections.abc import Awaitable
+import re
+from collections.abc import Awaitable, Iterable
 from typing import Any, ClassVar
 
 import msgspec
@@ -20,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.errors import ConfigError, MockbankrError
-from mockbankr.journal import Journal
+from mockbankr.journal import Journal, prompt_key
 from mockbankr.rules import (
     DIRECTIVE_HEADERS,
     PROMPT_PATHS,
@@ -32,7 +34,7 @@ from mockbankr.rules import (
 from mockbankr.timing import TimingTable
 from mockbankr.wire import decode_json
 
-__all__ = ["ConnectionDropped", "SteeringMiddleware"]
+__all__ = ["ConnectionDropped", "SteeringMiddleware", "retry_after_seconds"]
 
 logger = logging.getLogger("mockbankr")
 
@@ -70,6 +72,33 @@ def _payer(x_payment: str | None) -> str | None:
     except (binascii.Error, msgspec.DecodeError, ValueError):
         return None
     return peek.payload.authorization.from_
+
+
+#: The longest Retry-After the journal keeps (a day); longer ones are cut to it.
+MAX_RETRY_AFTER = 86_400.0
+#: Delta-seconds (fractions tolerated): ASCII digits only, so "²" or "1e308" are no number.
+_DELTA_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
+
+
+def retry_after_seconds(headers: Iterable[tuple[bytes, bytes]], now: float) -> float | None:
+    """The seconds a raw header list's ``Retry-After`` asks for, or ``None``.
+
+    Delta-seconds or an HTTP date (read against ``now``, simulated unix seconds);
+    anything else is ignored. The result is within ``0..MAX_RETRY_AFTER``.
+    """
+    for name, value in headers:
+        if name.lower() != b"retry-after":
+            continue
+        text = value[:64].decode("latin-1").strip()
+        if _DELTA_SECONDS.fullmatch(text):
+            seconds = float(text)
+        else:
+            try:
+                seconds = email.utils.parsedate_to_datetime(text).timestamp() - now
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+        return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return None
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
@@ -118,12 +147,15 @@ class SteeringMiddleware:
         arrived = self.clock.now()
         state: dict[str, Any] = scope.setdefault("state", {})
         status = 0
+        retry_after: float | None = None
 
         def recording_send(message: Message) -> Awaitable[None]:
             # A plain function handing back send's awaitable: no extra coroutine per message.
-            nonlocal status
+            nonlocal status, retry_after
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status >= 400:  # only errors are looked at, so the hot path pays nothing
+                    retry_after = retry_after_seconds(message.get("headers", ()), self.clock.now())
             return send(message)
 
         fault: str | None = None
@@ -147,13 +179,32 @@ class SteeringMiddleware:
                 await _send_json(recording_send, 400, body, {})
                 return
             fault = action.kind if action is not None else None
+            if (
+                action is not None
+                and action.job is None
+                and "prompt_hash" not in state
+                and scope["method"] == "POST"
+                and scope["path"] in PROMPT_PATHS
+            ):
+                # The app will not see this prompt: note which it was, for the verdicts.
+                prompt, receive = await self._peek_prompt(receive)
+                if prompt is not None:
+                    state["prompt_hash"] = prompt_key(prompt)
             await self._run(action, scope, receive, recording_send, state)
         except ConnectionDropped:
             status = 0  # the client got no answer, whatever was started
             raise
         finally:
             self.journal.record(
-                scope, state, status, arrived, self.clock.now(), started, perf_seconds(), fault
+                scope,
+                state,
+                status,
+                arrived,
+                self.clock.now(),
+                started,
+                perf_seconds(),
+                fault,
+                retry_after,
             )
             if self.log_requests:
                 entry = self.journal.last()

@@ -31,6 +31,7 @@ from mockbankr.clock import Clock
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError
 from mockbankr.jobs import cancel_body
+from mockbankr.journal import prompt_key
 from mockbankr.ledger import LedgerEntry
 from mockbankr.x402 import (
     JobAuthError,
@@ -90,6 +91,7 @@ class V2Api:
         if not header:
             raise self._refuse(request, "X-PAYMENT header is required", "Payment required")
         prompt = parse_v2_prompt_body(await read_json_object(request))
+        request.state.prompt_hash = prompt_key(prompt)
         now = self._sim.clock.now()
         try:
             paid = verify_payment(header, self._terms, self._payment_clock.now())
