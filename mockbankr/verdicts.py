@@ -29,9 +29,9 @@ from mockbankr.journal import Entry
 
 __all__ = [
     "CHECKS",
-    "MAX_INCIDENTS",
     "ClientVerdicts",
     "Incident",
+    "MAX_INCIDENTS",
     "Report",
     "Thresholds",
     "Verdict",
