@@ -1,7 +1,7 @@
 """The request journal: what arrived, what it got, and when, in a bounded ring buffer.
 
 Besides the request line and the status, each entry keeps what grading a client's
-behaviour over time needs (:mod:`mockbankr.verdicts`): its User-Agent, a short hash of
+behaviour over time needs (:mod:`mockbankr.grading`): its User-Agent, a short hash of
 a prompt (never the prompt), the ``Retry-After`` it was answered with, the job it
 created or read, and the job status a poll answered.
 """
@@ -12,19 +12,14 @@ import collections
 import fnmatch
 import hashlib
 import re
-import sys
 from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from starlette.types import Scope
 
 from mockbankr.clock import iso, wall_time
 
 __all__ = ["Entry", "Journal", "prompt_key"]
-
-#: The longest User-Agent an entry keeps (longer ones are cut).
-MAX_USER_AGENT = 200
 
 
 def prompt_key(prompt: str) -> str:
@@ -32,7 +27,7 @@ def prompt_key(prompt: str) -> str:
 
     Example::
 
-        prompt_key("What is the price of ETH?")  # '3c2e...' (the same every run)
+        prompt_key("What is the price of ETH?")  # the same 16 hex digits in every run
     """
     return hashlib.blake2b(prompt.encode("utf-8", "replace"), digest_size=8).hexdigest()
 
@@ -90,7 +85,6 @@ _FILTERS = ("method", "path", "status", "owner", "job_id", "fault")
 
 
 _JOB_PATH = re.compile(r"^/(?:agent|v2)/job/([^/]+)")
-_OWNER_HEADERS = (b"x-api-key", b"wallet-address")
 
 #: What :meth:`Journal.record` keeps per request: atomic values only, so the garbage
 #: collector untracks the tuple and a full journal costs it nothing to scan.
@@ -174,46 +168,45 @@ class Journal:
 
     def record(
         self,
-        scope: Scope,
-        state: dict[str, Any],
+        method: str,
+        path: str,
         status: int,
+        owner: str | None,
+        job_id: str | None,
         arrived: float,
         answered: float,
         started: float,
         ended: float,
         fault: str | None,
+        *,
+        user_agent: str | None = None,
+        prompt_hash: str | None = None,
         retry_after: float | None = None,
+        job_status: str | None = None,
     ) -> None:
-        """Keep one request: its scope and state, its status (0: no answer), its
-        simulated arrival and answer times, perf-counter start and end, fault, and
-        the ``Retry-After`` seconds it was answered with."""
+        """Keep one request: its method and path, its status (0: no answer), who sent
+        it and which job it was about, its simulated arrival and answer times,
+        perf-counter start and end, the fault it got, and what grading needs (see
+        :class:`Entry`)."""
         self._seq += 1
-        owner = state.get("owner")
-        user_agent = None
-        for name, value in scope["headers"]:
-            if name == b"user-agent":
-                user_agent = sys.intern(value[:MAX_USER_AGENT].decode("latin-1"))
-            elif owner is None and name in _OWNER_HEADERS:
-                # not authenticated: note what the caller sent, if anything
-                owner = value.decode("latin-1")
         latency = ended - started
         self._raw.append(
             (
                 self._seq,
-                scope["method"],
-                scope["path"],
+                method,
+                path,
                 status,
                 owner,
-                state.get("job_id"),
+                job_id,
                 arrived,
                 answered,
                 wall_time() - latency,
                 latency,
                 fault,
                 user_agent,
-                state.get("prompt_hash"),
+                prompt_hash,
                 retry_after,
-                state.get("job_status"),
+                job_status,
             )
         )
 

@@ -20,12 +20,12 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from decimal import Decimal, InvalidOperation
 from typing import Any, Final, Literal
 
 from mockbankr.clock import iso
 from mockbankr.errors import ConfigError
 from mockbankr.journal import Entry
+from mockbankr.money import atomic_to_usdc, usdc_to_atomic
 
 __all__ = [
     "CHECKS",
@@ -37,7 +37,6 @@ __all__ = [
     "Verdict",
     "Window",
     "owner_label",
-    "usdc",
 ]
 
 #: The checks, in the order reports list them.
@@ -58,13 +57,6 @@ MAX_INCIDENTS = 10
 Outcome = Literal["pass", "fail", "not-exercised"]
 
 _NUMBER = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
-_USDC = Decimal(10) ** 6
-
-
-def usdc(atomic: int) -> str:
-    """Atomic units (6 decimals) as the shortest exact USDC decimal string."""
-    whole, frac = divmod(atomic, 10**6)
-    return str(whole) if not frac else f"{whole}.{frac:06d}".rstrip("0")
 
 
 def owner_label(owner: str) -> str:
@@ -175,6 +167,9 @@ _BOUNDS: Final[dict[str, tuple[float, float, bool]]] = {
     "duplicate_window": (0.0, 10_000_000.0, False),
 }
 
+#: The highest price a job may be given (a million USDC).
+MAX_PRICE_ATOMIC: Final = 10**12
+
 #: The names a query or a call may set.
 THRESHOLD_NAMES: Final = (*_BOUNDS, "price_usdc")
 
@@ -182,13 +177,10 @@ THRESHOLD_NAMES: Final = (*_BOUNDS, "price_usdc")
 def _price_atomic(text: object) -> int:
     if not isinstance(text, str) or not _NUMBER.fullmatch(text):
         raise ConfigError(f"price_usdc must be a plain decimal USDC amount, got {text!r}")
-    try:
-        atomic = Decimal(text) * _USDC
-    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
-        raise ConfigError(f"price_usdc must be a decimal, got {text!r}") from None
-    if atomic != atomic.to_integral_value() or atomic > 1_000_000 * _USDC:
-        raise ConfigError(f"price_usdc must be at most 1000000 with 6 decimals, got {text!r}")
-    return int(atomic)
+    atomic = usdc_to_atomic(text)
+    if atomic > MAX_PRICE_ATOMIC:
+        raise ConfigError(f"price_usdc must be at most {atomic_to_usdc(MAX_PRICE_ATOMIC)}")
+    return atomic
 
 
 # -- results ------------------------------------------------------------------------
@@ -244,7 +236,7 @@ class Verdict:
             out["count"] = self.count
             out["evidence"] = [incident.to_json() for incident in self.incidents]
         if self.wasted_atomic is not None and self.failed:
-            out["usdcWasted"] = usdc(self.wasted_atomic)
+            out["usdcWasted"] = atomic_to_usdc(self.wasted_atomic)
         return out
 
 
@@ -276,7 +268,7 @@ class ClientVerdicts:
             "userAgents": list(self.user_agents),
             "requests": self.requests,
             "failed": self.failed,
-            "usdcWasted": usdc(self.wasted_atomic),
+            "usdcWasted": atomic_to_usdc(self.wasted_atomic),
             "verdicts": {check: verdict.to_json() for check, verdict in self.verdicts.items()},
         }
 
@@ -357,7 +349,7 @@ class Report:
             for check in client.failed:
                 verdict = client.verdicts[check]
                 wasted = (
-                    f", {usdc(verdict.wasted_atomic)} USDC wasted"
+                    f", {atomic_to_usdc(verdict.wasted_atomic)} USDC wasted"
                     if verdict.wasted_atomic is not None
                     else ""
                 )
