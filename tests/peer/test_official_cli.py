@@ -299,8 +299,17 @@ def test_the_config_file_is_read_and_the_environment_wins(
     assert from_env.stdout.startswith(f"Job:  {job_id}\nStatus:  pending\n")
 
 
-def test_a_missing_install_fails_and_says_make_peer(peer_paths: PeerPaths, tmp_path: Path) -> None:
-    missing = dataclasses.replace(peer_paths, bankr=tmp_path / "bankr")
+def test_a_missing_install_skips_and_says_make_peer(peer_paths: PeerPaths, tmp_path: Path) -> None:
+    missing = dataclasses.replace(peer_paths, bankr=tmp_path / "bankr", required=False)
 
-    with pytest.raises(pytest.fail.Exception, match=r"is missing\): run `make peer`"):
+    with pytest.raises(pytest.skip.Exception, match=r"is missing\): run `make peer`"):
+        missing.require(missing.bankr, "@bankr/cli")
+
+
+def test_a_missing_install_fails_when_peers_are_required(
+    peer_paths: PeerPaths, tmp_path: Path
+) -> None:
+    missing = dataclasses.replace(peer_paths, bankr=tmp_path / "bankr", required=True)
+
+    with pytest.raises(pytest.fail.Exception, match=r"run `make peer`.*REQUIRE_PEERS=1"):
         missing.require(missing.bankr, "@bankr/cli")
