@@ -223,7 +223,7 @@ def test_cancel_of_a_completed_job_fails_with_the_400(
 ) -> None:
     # mockbankr answers 400 {"error": "Job already completed", "message": ...}; the CLI
     # only prints "Job is completed and could not be cancelled" (exit 0) for a 200
-    # carrying the current status (spec 1.5, 3.2 point 4). With the 400 it is an error.
+    # carrying the current status (docs/wire.md 1.5 and 5). With the 400 it is an error.
     server, clock = frozen(serve)
     job_id = submit(server, PRICE)
     clock.advance(60)
