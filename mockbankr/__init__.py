@@ -26,11 +26,11 @@ if TYPE_CHECKING:
         PaymentRejected,
     )
     from mockbankr.jobs import JobRecord, JobStatus
+    from mockbankr.money import PaymentTerms, usdc_to_atomic
     from mockbankr.rules import Rule, load_rules_file, parse_rule
     from mockbankr.settings import Settings
     from mockbankr.store import JobStore, MemoryStore
     from mockbankr.timing import TimingTable, load_timing
-    from mockbankr.x402 import PaymentTerms, usdc_to_atomic
 
 __all__ = [
     "ApiError",
@@ -73,7 +73,7 @@ _HOMES = {
     "MemoryStore": "mockbankr.store",
     "MockbankrError": "mockbankr.errors",
     "PaymentRejected": "mockbankr.errors",
-    "PaymentTerms": "mockbankr.x402",
+    "PaymentTerms": "mockbankr.money",
     "RealClock": "mockbankr.clock",
     "Rule": "mockbankr.rules",
     "ScaledClock": "mockbankr.clock",
@@ -84,7 +84,7 @@ _HOMES = {
     "load_rules_file": "mockbankr.rules",
     "load_timing": "mockbankr.timing",
     "parse_rule": "mockbankr.rules",
-    "usdc_to_atomic": "mockbankr.x402",
+    "usdc_to_atomic": "mockbankr.money",
 }
 
 

@@ -258,11 +258,11 @@ def serve(
     from mockbankr.clock import RealClock, ScaledClock
     from mockbankr.control import is_loopback
     from mockbankr.errors import ConfigError
+    from mockbankr.money import PaymentTerms, usdc_to_atomic
     from mockbankr.rules import load_rules_file
     from mockbankr.settings import Settings
     from mockbankr.store import MemoryStore
     from mockbankr.timing import load_timing
-    from mockbankr.x402 import PaymentTerms, usdc_to_atomic
 
     terms: dict[str, Any] = {} if pay_to is None else {"pay_to": pay_to}
 
@@ -279,22 +279,23 @@ def serve(
             admin_token=admin_token,
             daily_limit=daily_limit,
             rules=tuple(load_rules_file(rules_file)) if rules_file else (),
+            rules_file=rules_file,
             payment=PaymentTerms(price_atomic=usdc_to_atomic(price_usdc), **terms),
         )
         table = load_timing(settings.fixtures)
+        clock = ScaledClock(speed)
+        app = create_app(
+            settings,
+            clock=clock,
+            rng=random.Random(seed),
+            store=MemoryStore(),
+            table=table,
+            payment_clock=RealClock(),  # the SDK signs payments with the real time
+        )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     _check_port_free(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    clock = ScaledClock(speed)
-    app = create_app(
-        settings,
-        clock=clock,
-        rng=random.Random(seed),
-        store=MemoryStore(),
-        table=table,
-        payment_clock=RealClock(),  # the SDK signs payments with the real time
-    )
     click.echo(
         f"mockbankr listening on http://{host}:{port} (speed {speed:g}x, "
         f"seed {'random' if seed is None else seed}, timing table {table.path})",
