@@ -19,6 +19,7 @@ from mockbankr._http import read_prompt_object, valid_prompt
 from mockbankr.context import RequestContext, context_of
 from mockbankr.core import Simulator
 from mockbankr.jobs import cancel_body, thread_of
+from mockbankr.journal import prompt_key
 from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
@@ -84,9 +85,10 @@ class AgentApi:
     async def prompt(self, request: Request) -> Response:
         owner = self.owner(request)
         prompt, thread_id = parse_prompt_body(await read_prompt_object(request))
+        ctx = context_of(request.scope)
+        ctx.prompt_hash = prompt_key(prompt)
         if self._limit is not None:
             self._limit.take(owner, self._sim.clock.now())
-        ctx = context_of(request.scope)
         job = await self._sim.submit(prompt, owner=owner, thread_id=thread_id, shape=ctx.shape)
         ctx.job_id = job.id
         return JSONResponse(
