@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from mockbankr._cli_remote import journal, ledger, rules
+from mockbankr._cli_verdicts import verdicts
 from mockbankr.app import create_app
 from mockbankr.clock import RealClock, ScaledClock
 from mockbankr.contracts.cli import contracts as contracts_cli
@@ -220,6 +221,7 @@ def serve(
 main.add_command(ledger)
 main.add_command(rules)
 main.add_command(journal)
+main.add_command(verdicts)
 main.add_command(contracts_cli)
 
 

@@ -259,7 +259,7 @@ def test_a_refused_control_call_conforms(admin_token: str | None) -> None:
     paths = openapi_document()["paths"]
     operations = [result.ok() for result in schema.get_all_operations()]
     control = [op for op in operations if op.path.startswith("/__mock/")]
-    assert len(control) == 13
+    assert len(control) == 14
     for operation in control:
         kwargs: dict[str, Any] = {}
         if "{" in operation.path:
