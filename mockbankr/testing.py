@@ -46,8 +46,8 @@ __all__ = [
     "LiveServer",
     "MockbankrEnv",
     "SyncClockTransport",
-    "assert_verdicts_pass",
     "VirtualClock",
+    "assert_verdicts_pass",
 ]
 
 #: The base URL of in-process clients (never resolved: requests go to the app).
