@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from mockbankr._cli_remote import _call, _server_options
+from mockbankr._cli_remote import call, console, new_table, plural, server_options
 from mockbankr.verdicts import THRESHOLD_BOUNDS, Thresholds
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["verdicts"]
 
@@ -45,9 +46,8 @@ def _threshold_options(command: _F) -> _F:
 
 
 def _table(data: dict[str, Any]) -> Table:
-    table = Table(title="Verdicts (graded at " + str(data["now"]) + ")")
-    for column in ("client", "check", "verdict", "count", "USDC wasted"):
-        table.add_column(column, overflow="fold")
+    title = f"Verdicts of {plural(len(data['clients']), 'client')}, graded at {data['now']}"
+    table = new_table(title, "client", "check", "verdict", "count", "USDC wasted")
     for client in data["clients"]:
         agents = ", ".join(client["userAgents"]) or "no User-Agent"
         name = f"{client['owner']}\n[dim]{agents}[/dim]"
@@ -88,7 +88,7 @@ def _evidence(data: dict[str, Any]) -> list[str]:
 )
 @click.option("--since", default=None, help="Only requests from then on: unix seconds or ISO-8601.")
 @_threshold_options
-@_server_options
+@server_options
 @click.pass_context
 def verdicts(
     ctx: click.Context,
@@ -107,7 +107,7 @@ def verdicts(
     """
     params = {"owner": owner, "since": since, **thresholds}
     try:
-        data = _call(
+        data = call(
             url,
             admin_token,
             "GET",
@@ -119,11 +119,11 @@ def verdicts(
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        console = Console()
+        out = console()
         if not data["clients"]:
-            console.print("No client requests in the journal: nothing to grade.")
+            out.print("No client requests in the journal: nothing to grade.")
         else:
-            console.print(_table(data))
+            out.print(_table(data))
         for line in _evidence(data):
             click.echo(line)
         note = data["window"]["note"]

@@ -1,6 +1,6 @@
 """The Bankr wire format, built in one place: JSON encoding, timestamps and error bodies.
 
-Error texts and status codes are the documented ones (``spec/bankr-wire.md``
+Error texts and status codes are the documented ones (``docs/wire.md``
 sections 1.3-1.5). Handlers raise the :class:`~mockbankr.errors.ApiError` these
 functions return; no handler writes an error body by hand. The core raises
 domain errors instead, and :data:`DOMAIN_ERRORS` is the one table that maps
@@ -32,6 +32,7 @@ __all__ = [
     "JSONResponse",
     "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
+    "PROMPT_SPACE",
     "already_finished",
     "api_error",
     "auth_required",
@@ -50,6 +51,10 @@ __all__ = [
 
 #: The documented maximum prompt length, in characters.
 MAX_PROMPT_LENGTH = 10_000
+
+#: A prompt of only these (ASCII white space) is no prompt: the documented 400. The same
+#: set in the OpenAPI pattern, since Python's and ECMAScript's ``\s`` differ.
+PROMPT_SPACE = " \t\n\v\f\r"
 
 _encoder = msgspec.json.Encoder()
 
