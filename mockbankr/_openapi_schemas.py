@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from mockbankr.accounts import KeysDocument, Plan
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.rules import Rule
@@ -129,7 +130,7 @@ def job_schemas() -> dict[str, Schema]:
             processingTime=ms,
             response=STR,
             richData=array(item),
-            transactions=array(item),
+            transactions=Opt(array(item)),
         ),
         "JobFailed": variant(JobStatus.FAILED, startedAt=ISO, completedAt=ISO, error=STR),
         "JobCancelled": variant(JobStatus.CANCELLED, startedAt=Opt(ISO), cancelledAt=ISO),
@@ -157,12 +158,12 @@ def job_schemas() -> dict[str, Schema]:
 def struct_schemas() -> dict[str, Schema]:
     """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces."""
     _, found = msgspec.json.schema_components(
-        [Rule, JobFault, LedgerEntry], ref_template="#/components/schemas/{name}"
+        [Rule, JobFault, LedgerEntry, KeysDocument], ref_template="#/components/schemas/{name}"
     )
     for schema in found.values():
         schema.pop("title", None)
         schema["description"] = schema.get("description", "").split("\n")[0]
-    props = {name: schema["properties"] for name, schema in found.items()}
+    props = {name: schema["properties"] for name, schema in found.items() if "properties" in schema}
     # A client should leave an optional key out rather than send null, and a listed rule
     # never carries one (msgspec omits defaults), so the null alternatives go.
     for name in ("Rule", "Match", "Action", "JobShape"):
@@ -187,7 +188,10 @@ def struct_schemas() -> dict[str, Schema]:
     ledger = found["LedgerEntry"]  # summarize() sends the amount as strings
     ledger["properties"].update(amountAtomic=ATOMIC, amountUsdc=USDC)
     ledger.update(required=[*ledger["required"], "amountUsdc"], additionalProperties=False)
-    return {**found, "RuleListing": listed}
+    listing = copy.deepcopy(found["KeyEntry"])
+    listing["properties"]["dailyLimit"] = nullable(listing["properties"]["dailyLimit"])
+    listing.update(required=sorted(listing["properties"]), description="A key as known now")
+    return {**found, "RuleListing": listed, "KeyListing": listing}
 
 
 def control_schemas() -> dict[str, Schema]:
@@ -216,7 +220,18 @@ def control_schemas() -> dict[str, Schema]:
         extraAtomic=ATOMIC,
         extraUsdc=USDC,
     )
+    account = obj(
+        plan=nullable(enum_of(*Plan)),
+        dailyLimit=nullable({"type": "integer", "minimum": 1}),
+        wallet=Opt(STR),
+    )
+    book = obj(
+        open={"type": "boolean", "description": "any other non-empty key is accepted"},
+        accounts={"type": "object", "additionalProperties": account},
+        keys=array(ref("KeyListing")),
+    )
     return {
+        "KeyBook": book,
         "Clock": obj(
             now=ISO,
             unix=NUM,

@@ -1,29 +1,31 @@
 """The API-key flavour (``/agent/*``), used by ``@bankr/cli``: HTTP <-> core calls.
 
-Authentication is ``X-API-Key``. By default any non-empty key is accepted;
-``Settings.api_keys`` restricts the set. A job belongs to the key that created it.
+The key comes in ``X-API-Key`` or ``Authorization: Bearer`` (spec 1.8). Who it is
+and what it may do is :mod:`mockbankr.accounts`' business; this module maps its
+refusals to the documented errors. A job belongs to the account of the key that
+created it (in the default mode each key is an account of its own).
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from eth_utils.address import to_checksum_address
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from mockbankr import wire
+from mockbankr.accounts import Caller, KeyBook, Plan, wallet_of
 from mockbankr.core import Simulator
+from mockbankr.errors import AccessDenied, QuotaExceeded
 from mockbankr.jobs import cancel_body, thread_of
 from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
-__all__ = ["AgentApi", "StatusPoll", "parse_prompt_body", "read_json_object"]
+__all__ = ["AgentApi", "StatusPoll", "api_key_of", "parse_prompt_body", "read_json_object"]
 
 #: Request bodies above this size are refused before parsing.
 MAX_BODY_BYTES = 256 * 1024
@@ -62,7 +64,23 @@ def parse_prompt_body(data: dict[str, Any]) -> tuple[str, str | None]:
     return prompt, thread_id or None
 
 
-Authenticate = Callable[[Headers, dict[str, Any], str], str]
+Authenticate = Callable[[Scope, str], str]
+
+
+def api_key_of(headers: Headers) -> str | None:
+    """The key a request sent: ``X-API-Key``, else ``Authorization: Bearer`` (spec 1.8).
+
+    Example::
+
+        api_key_of(Headers({"authorization": "Bearer bk_1"})) == "bk_1"
+    """
+    key = headers.get("x-api-key", "").strip()
+    if key:
+        return key
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        return token.strip() or None
+    return None
 
 
 class StatusPoll:
@@ -74,7 +92,7 @@ class StatusPoll:
 
     Example::
 
-        Route("/agent/job/{job_id}", StatusPoll(sim, agent.authenticate), methods=["GET"])
+        Route("/agent/job/{job_id}", StatusPoll(sim, agent.authenticate_poll), methods=["GET"])
     """
 
     def __init__(self, sim: Simulator, authenticate: Authenticate) -> None:
@@ -85,7 +103,7 @@ class StatusPoll:
         job_id: str = scope["path_params"]["job_id"]
         state: dict[str, Any] = scope.setdefault("state", {})
         state["job_id"] = job_id
-        owner = self._authenticate(Headers(scope=scope), state, job_id)
+        owner = self._authenticate(scope, job_id)
         if not job_id.strip():
             raise wire.job_id_required()
         body = await self._sim.poll(job_id, owner=owner)
@@ -95,47 +113,81 @@ class StatusPoll:
 
 
 class AgentApi:
-    """The ``/agent/*`` endpoints over one :class:`~mockbankr.core.Simulator`.
+    """The ``/agent/*`` endpoints (and ``/wallet/me``) over one
+    :class:`~mockbankr.core.Simulator`.
 
     Example::
 
-        api = AgentApi(sim, api_keys=frozenset())
+        api = AgentApi(sim, keys=KeyBook(KeyConfig.default(), rng=rng), quota=DailyLimit())
         Route("/agent/prompt", api.prompt, methods=["POST"])
     """
 
-    def __init__(
-        self, sim: Simulator, *, api_keys: frozenset[str], limit: DailyLimit | None = None
-    ) -> None:
+    def __init__(self, sim: Simulator, *, keys: KeyBook, quota: DailyLimit) -> None:
         self._sim = sim
-        self._keys = api_keys
-        self._limit = limit
+        self.keys = keys
+        self.quota = quota
+
+    def identify(
+        self, headers: Headers, state: dict[str, Any], client: Any, *, agent: bool = True
+    ) -> Caller:
+        """The caller of a request, or the documented 401/403.
+
+        ``agent``: the endpoint is under ``/agent/*``, so the key needs
+        ``agentApiEnabled``. The key is noted in the request ``state`` for the journal.
+        """
+        key = api_key_of(headers)
+        try:
+            caller = self.keys.identify(key, client_ip=client[0] if client else None)
+            state["owner"] = key
+            if agent:
+                self.keys.check_agent(caller)
+        except AccessDenied as exc:
+            raise wire.access_denied(exc) from None
+        return caller
+
+    def caller(self, request: Request, *, agent: bool = True) -> Caller:
+        """:meth:`identify` for a Starlette request."""
+        state = request.scope.setdefault("state", {})
+        return self.identify(request.headers, state, request.scope.get("client"), agent=agent)
 
     def owner(self, request: Request) -> str:
-        """The owner id of the caller's key, or the documented 401."""
-        return self.authenticate(request.headers, request.scope.setdefault("state", {}))
+        """The owner id of the caller's account, or the documented 401/403."""
+        return self.caller(request).owner
 
-    def authenticate(self, headers: Headers, state: dict[str, Any], job_id: str = "") -> str:
-        """The owner id of an ``X-API-Key``, noted in the request ``state`` for the journal."""
-        key = headers.get("x-api-key", "").strip()
-        if not key or (self._keys and key not in self._keys):
-            raise wire.auth_required()
-        state["owner"] = key
-        return "key:" + key
+    def authenticate_poll(self, scope: Scope, job_id: str) -> str:
+        """The owner id for :class:`StatusPoll`."""
+        state = scope.setdefault("state", {})
+        return self.identify(Headers(scope=scope), state, scope.get("client")).owner
 
     async def health(self, request: Request) -> Response:
-        # Public, as a load balancer's check; a key that is sent must be valid,
-        # so `curl /_health -H "X-API-Key: ..."` doubles as a key test (spec 1.2).
-        if "x-api-key" in request.headers:
-            self.owner(request)
+        # Spec 1.8: /_health "ignores the key and always answers 200"; the key check
+        # is GET /wallet/me.
         return JSONResponse({"status": "ok"})
 
     async def prompt(self, request: Request) -> Response:
-        owner = self.owner(request)
+        caller = self.caller(request)
+        try:
+            self.keys.check_prompt(caller)
+        except AccessDenied as exc:
+            raise wire.access_denied(exc) from None
         prompt, thread_id = parse_prompt_body(await read_json_object(request))
-        if self._limit is not None:
-            self._limit.take(owner, self._sim.clock.now())
+        limit = caller.daily_limit
+        if limit is not None:
+            try:
+                self.quota.take(
+                    caller.account.id,
+                    limit=limit,
+                    now=self._sim.clock.now(),
+                    upgrade=caller.account.plan is not Plan.CLUB,
+                )
+            except QuotaExceeded as exc:
+                raise wire.quota_exceeded(exc) from None
         job = await self._sim.submit(
-            prompt, owner=owner, thread_id=thread_id, shape=request.scope["state"].get("job_shape")
+            prompt,
+            owner=caller.owner,
+            thread_id=thread_id,
+            shape=request.scope["state"].get("job_shape"),
+            read_only=caller.key.read_only,
         )
         request.state.job_id = job.id
         return JSONResponse(
@@ -154,22 +206,33 @@ class AgentApi:
         job = await self._sim.cancel(self._job_id(request), owner=owner)
         return JSONResponse(cancel_body(job))
 
+    def _me_body(self, caller: Caller) -> dict[str, Any]:
+        plan = caller.account.plan
+        club: dict[str, Any] = {"active": plan is Plan.CLUB}
+        if plan is Plan.CLUB:
+            club["subscriptionType"] = "monthly"
+        return {
+            "success": True,
+            "wallets": [{"chain": "evm", "address": wallet_of(caller.account)}],
+            "socialAccounts": [],
+            "bankrClub": club,
+            "leaderboard": {"score": 0},
+        }
+
     async def me(self, request: Request) -> Response:
         """``GET /agent/me`` (removed upstream, still called by ``bankr login`` and ``whoami``).
 
-        The wallet is a made-up address derived from the key, stable across runs.
+        The wallet is the account's: declared in the keys file, or a made-up address
+        derived from the account (each key's own in the default mode), stable across runs.
         """
-        key = self.owner(request).removeprefix("key:")
-        digest = hashlib.sha256(key.encode()).hexdigest()
-        return JSONResponse(
-            {
-                "success": True,
-                "wallets": [{"chain": "evm", "address": to_checksum_address("0x" + digest[:40])}],
-                "socialAccounts": [],
-                "bankrClub": {"active": False},
-                "leaderboard": {"score": 0},
-            }
-        )
+        return JSONResponse(self._me_body(self.caller(request)))
+
+    async def wallet_me(self, request: Request) -> Response:
+        """``GET /wallet/me``: the key check Bankr documents now (spec 1.8). Any key
+        that is valid works (``agentApiEnabled`` does not gate it); the body is
+        ``/agent/me``'s, whose replacement it is (spec 1.6).
+        """
+        return JSONResponse(self._me_body(self.caller(request, agent=False)))
 
     async def job_id_missing(self, request: Request) -> Response:
         self.owner(request)

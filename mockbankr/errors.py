@@ -9,6 +9,8 @@
     │                                   the app turns it into {"error", "message", ...}
     ├── PaymentRejected                 an X-PAYMENT header was refused (``reason``)
     ├── JobAuthError                    signed /v2/job headers name no wallet (``reason``)
+    ├── AccessDenied                    an API key may not do this (``reason``: a Denial)
+    ├── QuotaExceeded                   an account's daily prompts are spent (``limit``, ...)
     └── ContractError (ValueError)      a contract file is invalid, or cannot be run
 
 Every error body the server sends is built from an :class:`ApiError`, in
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
+    "AccessDenied",
     "ApiError",
     "ConfigError",
     "ContractError",
@@ -28,6 +31,7 @@ __all__ = [
     "JobAuthError",
     "MockbankrError",
     "PaymentRejected",
+    "QuotaExceeded",
 ]
 
 
@@ -123,6 +127,36 @@ class JobAuthError(_ReasonedError):
 
         JobAuthError(JobAuthReason.MESSAGE_MISMATCH, "expected 'Cancel job job_1'")
     """
+
+
+class AccessDenied(_ReasonedError):
+    """An API key check refused the caller (no HTTP here: the flavour maps it).
+
+    ``reason`` is a :class:`~mockbankr.accounts.Denial`, ``detail`` prose.
+
+    Example::
+
+        raise AccessDenied(Denial.INVALID_KEY, "the key bk_1 is revoked")
+    """
+
+
+class QuotaExceeded(MockbankrError):
+    """An account has used its prompts of the rolling 24 simulated hours.
+
+    ``limit`` and ``used`` count prompts, ``reset_at`` is the simulated unix second
+    at which the window closes, ``upgrade`` whether Bankr Club would raise the limit.
+
+    Example::
+
+        QuotaExceeded(limit=100, used=100, reset_at=86_400.0, upgrade=True)
+    """
+
+    def __init__(self, *, limit: int, used: int, reset_at: float, upgrade: bool) -> None:
+        super().__init__(f"{used} of {limit} daily prompts used")
+        self.limit = limit
+        self.used = used
+        self.reset_at = reset_at
+        self.upgrade = upgrade
 
 
 class ContractError(MockbankrError, ValueError):

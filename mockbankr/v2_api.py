@@ -24,6 +24,7 @@ from typing import Any
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from mockbankr import wire
 from mockbankr.agent_api import read_json_object
@@ -141,6 +142,10 @@ class V2Api:
             raise ApiError(401, "Authentication required", f"{exc.reason}: {exc.detail}") from exc
         state["owner"] = wallet
         return "wallet:" + wallet
+
+    def authenticate_poll(self, scope: Scope, job_id: str) -> str:
+        """:meth:`authenticate` for :class:`~mockbankr.agent_api.StatusPoll`."""
+        return self.authenticate(Headers(scope=scope), scope.setdefault("state", {}), job_id)
 
     async def cancel(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]

@@ -13,12 +13,16 @@ from typing import Any
 import msgspec
 from starlette.responses import Response
 
-from mockbankr.errors import ApiError
+from mockbankr.accounts import Denial
+from mockbankr.clock import iso
+from mockbankr.errors import AccessDenied, ApiError, QuotaExceeded
 
 __all__ = [
     "JSONResponse",
     "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
+    "SUBSCRIPTION_REMEDIATION",
+    "access_denied",
     "already_finished",
     "auth_required",
     "decode_json",
@@ -28,6 +32,7 @@ __all__ = [
     "job_not_found",
     "method_not_allowed",
     "prompt_too_long",
+    "quota_exceeded",
     "route_not_found",
     "server_error",
 ]
@@ -109,6 +114,74 @@ def prompt_too_long() -> ApiError:
 
 def auth_required() -> ApiError:
     return ApiError(401, "Authentication required", "Please provide a valid API key")
+
+
+#: The documented 401 message (spec 1.8, api-workflow.md), for a missing and a wrong key.
+_KEY_401_MESSAGE = "API key is missing or invalid"
+
+#: ``subscription_required``'s ``remediation`` list (its items are not documented).
+SUBSCRIPTION_REMEDIATION = (
+    "Join Bankr Club at https://bankr.bot/club for 1,000 prompts a day",
+    "Or turn on Max Mode with LLM credit (bankr llm credits add <usd>) for 100 prompts a day",
+)
+
+_DENIALS: dict[Denial, tuple[int, str, str]] = {
+    # spec 1.8 (error-handling.md): a missing key; message from api-workflow.md.
+    Denial.KEY_REQUIRED: (401, "API key required", _KEY_401_MESSAGE),
+    # spec 1.8: a wrong, revoked or rotated key.
+    Denial.INVALID_KEY: (401, "Invalid API key", _KEY_401_MESSAGE),
+    # spec 1.3 (DOCS authentication).
+    Denial.IP_NOT_ALLOWED: (
+        403,
+        "IP address not allowed",
+        "IP address not allowed for this API key",
+    ),
+    # spec 1.8 (api-workflow.md body example).
+    Denial.AGENT_API_DISABLED: (
+        403,
+        "Agent API access not enabled",
+        "Enable agent access for your API key",
+    ),
+    # spec 1.8 (error-handling.md, safety.md): the message is ours, the remediation list too.
+    Denial.SUBSCRIPTION_REQUIRED: (
+        403,
+        "subscription_required",
+        "Agent API prompts need Bankr Club, or Max Mode with LLM credit",
+    ),
+}
+
+
+def access_denied(exc: AccessDenied) -> ApiError:
+    """The documented answer to a refused key check (spec 1.3, 1.8).
+
+    Example::
+
+        access_denied(AccessDenied(Denial.INVALID_KEY, "revoked")).status_code == 401
+    """
+    reason = Denial(exc.reason)
+    status, error, message = _DENIALS[reason]
+    extra = (
+        {"remediation": list(SUBSCRIPTION_REMEDIATION)}
+        if reason is Denial.SUBSCRIPTION_REQUIRED
+        else None
+    )
+    return ApiError(status, error, message, extra=extra)
+
+
+def quota_exceeded(exc: QuotaExceeded) -> ApiError:
+    """The documented daily-limit 429 (spec 1.8, safety.md): ``resetAt`` in Unix ms.
+
+    The upgrade sentence is left out for a Bankr Club account, which has nothing to
+    upgrade to (the documented example is a 100-message account).
+    """
+    upgrade = " Upgrade to Bankr Club for 1000 messages/day." if exc.upgrade else ""
+    return ApiError(
+        429,
+        "Daily limit exceeded",
+        f"You have reached your daily API limit of {exc.limit} messages.{upgrade}"
+        f" Resets at {iso(exc.reset_at)}",
+        extra={"resetAt": round(exc.reset_at * 1000), "limit": exc.limit, "used": exc.used},
+    )
 
 
 def job_id_required() -> ApiError:

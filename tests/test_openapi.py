@@ -259,7 +259,7 @@ def test_a_refused_control_call_conforms(admin_token: str | None) -> None:
     paths = openapi_document()["paths"]
     operations = [result.ok() for result in schema.get_all_operations()]
     control = [op for op in operations if op.path.startswith("/__mock/")]
-    assert len(control) == 13
+    assert len(control) == 17
     for operation in control:
         kwargs: dict[str, Any] = {}
         if "{" in operation.path:
@@ -276,7 +276,8 @@ def test_a_refused_control_call_conforms(admin_token: str | None) -> None:
 @pytest.mark.parametrize(
     ("route", "params", "headers", "status"),
     [
-        ("GET /_health", {}, {"X-API-Key": "bk_unknown"}, 401),
+        ("GET /wallet/me", {}, {"X-API-Key": "bk_unknown"}, 401),
+        ("GET /wallet/me", {}, {"Authorization": "Bearer bk_unknown"}, 401),
         ("GET /agent/job/{jobId}", {"jobId": " "}, {"X-API-Key": KEY}, 400),
     ],
 )
