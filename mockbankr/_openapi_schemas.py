@@ -224,6 +224,7 @@ def control_schemas() -> dict[str, Schema]:
         plan=nullable(enum_of(*Plan)),
         dailyLimit=nullable({"type": "integer", "minimum": 1}),
         wallet=Opt(STR),
+        used={**COUNT, "description": "prompts in the account's 24 h window now"},
     )
     book = obj(
         open={"type": "boolean", "description": "any other non-empty key is accepted"},

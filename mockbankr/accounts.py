@@ -66,6 +66,7 @@ MAX_KEY_LENGTH = 256
 KEY_PATTERN = r"^[!-~]{1,256}$"
 _KEY = re.compile(KEY_PATTERN)
 _ACCOUNT_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+_ACCOUNT = re.compile(_ACCOUNT_PATTERN)
 #: The most accounts, and keys, one configuration may declare.
 MAX_ACCOUNTS = 1_000
 MAX_KEYS = 10_000
@@ -301,6 +302,20 @@ def parse_keys(raw: Any) -> KeyConfig:
     Raises :class:`~mockbankr.errors.FixtureError` with ``path=""``; its ``key`` names
     the offending key, e.g. ``keys[1].readonly`` for an unknown one.
     """
+    accounts = raw.get("accounts") if isinstance(raw, dict) else None
+    if isinstance(accounts, dict) and len(accounts) <= MAX_ACCOUNTS:
+        # Checked one by one first, so that an error names the account (msgspec says "[...]").
+        for name, entry in accounts.items():
+            if not isinstance(name, str) or not _ACCOUNT.fullmatch(name):
+                raise FixtureError(
+                    "an account id is 1..64 of A-Z a-z 0-9 _ . -", path="", key=f"accounts.{name}"
+                )
+            try:
+                msgspec.convert(entry, AccountEntry)
+            except msgspec.ValidationError as exc:
+                message, key = _error_location(exc)
+                where = f"accounts.{name}" + (f".{key}" if key else "")
+                raise FixtureError(message, path="", key=where) from exc
     try:
         doc = msgspec.convert(raw, KeysDocument)
     except msgspec.ValidationError as exc:

@@ -73,7 +73,7 @@ def build_routes(
     paths overlap.
     """
     c = control.guard
-    keys = keys or KeysControl(agent.keys)
+    keys = keys or KeysControl(agent.keys, agent.quota, sim.clock)
     return [
         Route("/agent/job/{job_id}", StatusPoll(sim, agent.authenticate_poll), methods=["GET"]),
         Route("/v2/job/{job_id}", StatusPoll(sim, v2.authenticate_poll), methods=["GET"]),

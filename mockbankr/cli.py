@@ -2,8 +2,8 @@
 
 Every option of ``mockbankr serve`` also reads a ``MOCKBANKR_*`` environment
 variable (``--port`` <- ``MOCKBANKR_PORT``, ``--api-key`` <- ``MOCKBANKR_API_KEY``,
-space-separated for several keys). ``ledger``, ``rules`` and ``journal`` drive a
-running server (see :mod:`mockbankr._cli_remote`).
+space-separated for several keys). ``ledger``, ``rules``, ``journal`` and ``keys``
+drive a running server (see :mod:`mockbankr._cli_remote`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
-from mockbankr._cli_remote import journal, ledger, rules
+from mockbankr._cli_remote import journal, keys, ledger, rules
+from mockbankr.accounts import load_keys_file
 from mockbankr.app import create_app
 from mockbankr.clock import RealClock, ScaledClock
 from mockbankr.contracts.cli import contracts as contracts_cli
@@ -132,11 +133,21 @@ def main() -> None:
     help="A TOML file of fault rules ([[rules]] tables) to start with.",
 )
 @_option(
+    "--keys",
+    "keys_file",
+    env="MOCKBANKR_KEYS",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML file of accounts ([accounts.NAME] plan = club|max-mode|none) and their"
+    " keys ([[keys]] key, account, agentApiEnabled, readOnly, dailyLimit, revoked,"
+    " allowedIps). Default: any key, or the --api-key list.",
+)
+@_option(
     "--daily-limit",
     env="MOCKBANKR_DAILY_LIMIT",
     type=click.IntRange(min=1),
     default=None,
-    help="Prompts per key per rolling 24 simulated hours (429 beyond).",
+    help="Prompts per key per rolling 24 simulated hours (429 beyond); without --keys.",
 )
 @_option(
     "--journal-size",
@@ -169,6 +180,7 @@ def serve(
     price_usdc: str,
     pay_to: str,
     rules_file: Path | None,
+    keys_file: Path | None,
     daily_limit: int | None,
     journal_size: int,
     admin_token: str | None,
@@ -189,6 +201,7 @@ def serve(
             journal_size=journal_size,
             admin_token=admin_token,
             daily_limit=daily_limit,
+            keys=load_keys_file(keys_file) if keys_file else None,
             rules=tuple(load_rules_file(rules_file)) if rules_file else (),
             payment=PaymentTerms(price_atomic=usdc_to_atomic(price_usdc), pay_to=pay_to),
         )
@@ -219,6 +232,7 @@ def serve(
 main.add_command(ledger)
 main.add_command(rules)
 main.add_command(journal)
+main.add_command(keys)
 main.add_command(contracts_cli)
 
 

@@ -1,6 +1,7 @@
 """The control plane's keys endpoints, ``/__mock/keys*``: read, load, revoke, rotate.
 
-* ``GET /__mock/keys``: the accounts and keys known now.
+* ``GET /__mock/keys``: the accounts (with the prompts ``used`` in their window now)
+  and the keys known now.
 * ``PUT /__mock/keys``: load a keys document (the ``--keys`` TOML file's keys, as JSON).
 * ``POST /__mock/keys/revoke`` ``{"key": "bk_..."}``: the key answers
   ``401 Invalid API key`` from its next request on.
@@ -19,7 +20,9 @@ from starlette.responses import Response
 
 from mockbankr.accounts import MAX_KEY_LENGTH, KeyBook, parse_keys
 from mockbankr.agent_api import read_json_object
+from mockbankr.clock import Clock
 from mockbankr.errors import ApiError, ConfigError, FixtureError
+from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
 __all__ = ["KeysControl"]
@@ -49,15 +52,24 @@ class KeysControl:
 
     Example::
 
-        keys = KeysControl(book)
+        keys = KeysControl(book, quota, clock)
         Route("/__mock/keys/revoke", control.guard(keys.revoke), methods=["POST"])
     """
 
-    def __init__(self, book: KeyBook) -> None:
+    def __init__(self, book: KeyBook, quota: DailyLimit, clock: Clock) -> None:
         self.book = book
+        self.quota = quota
+        self.clock = clock
+
+    def _listing(self) -> dict[str, Any]:
+        data = self.book.to_json()
+        now = self.clock.now()
+        for account_id, account in data["accounts"].items():
+            account["used"] = self.quota.used(account_id, now)
+        return data
 
     async def get_keys(self, request: Request) -> Response:
-        return JSONResponse(self.book.to_json())
+        return JSONResponse(self._listing())
 
     async def put_keys(self, request: Request) -> Response:
         data = await read_json_object(request, prompt=False)
@@ -68,7 +80,7 @@ class KeysControl:
             message = str(exc).removeprefix(f": {exc.key}: " if exc.key else ": ")
             raise _bad(f"{where}{message}") from exc
         self.book.replace(config)
-        return JSONResponse(self.book.to_json())
+        return JSONResponse(self._listing())
 
     async def revoke(self, request: Request) -> Response:
         data = await read_json_object(request, prompt=False)
