@@ -13,11 +13,11 @@ from mockbankr.errors import (
     PaymentRejected,
 )
 from mockbankr.jobs import JobRecord, JobStatus
+from mockbankr.money import PaymentTerms, usdc_to_atomic
 from mockbankr.rules import Rule, load_rules_file, parse_rule
 from mockbankr.settings import Settings
 from mockbankr.store import JobStore, MemoryStore
 from mockbankr.timing import TimingTable, load_timing
-from mockbankr.x402 import PaymentTerms, usdc_to_atomic
 
 __all__ = [
     "ApiError",

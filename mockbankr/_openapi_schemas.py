@@ -14,9 +14,10 @@ import msgspec
 from mockbankr.accounts import KeysDocument, Plan
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
+from mockbankr.money import NETWORK_CHAIN_IDS
 from mockbankr.rules import Rule
 from mockbankr.wire import MAX_PROMPT_LENGTH
-from mockbankr.x402 import NETWORK_CHAIN_IDS, PaymentReason
+from mockbankr.x402 import PaymentReason
 
 __all__ = [
     "ADDRESS",

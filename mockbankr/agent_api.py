@@ -1,115 +1,40 @@
-"""The API-key flavour (``/agent/*``), used by ``@bankr/cli``: HTTP <-> core calls.
+"""The API-key flavour (``/agent/*`` and ``/wallet/me``), used by ``@bankr/cli``.
 
 The key comes in ``X-API-Key`` or ``Authorization: Bearer`` (spec 1.8). Who it is
-and what it may do is :mod:`mockbankr.accounts`' business; this module maps its
-refusals to the documented errors. A job belongs to the account of the key that
-created it (in the default mode each key is an account of its own).
+and what it may do is :mod:`mockbankr.accounts`' business: its refusals
+(:class:`~mockbankr.errors.AccessDenied`) and the quota's
+(:class:`~mockbankr.errors.DailyLimitExceeded`) reach the wire through
+:data:`mockbankr.wire.DOMAIN_ERRORS`. A job belongs to the account of the key that
+created it (in the default mode, each key is an account of its own).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-import msgspec
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Scope
 
 from mockbankr import wire
+from mockbankr._http import read_prompt_object, valid_prompt
 from mockbankr.accounts import Caller, KeyBook, Plan, wallet_of
+from mockbankr.context import RequestContext, context_of
 from mockbankr.core import Simulator
-from mockbankr.errors import AccessDenied, QuotaExceeded
 from mockbankr.jobs import cancel_body, thread_of
 from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
-__all__ = ["AgentApi", "StatusPoll", "api_key_of", "parse_prompt_body", "read_json_object"]
-
-#: Request bodies above this size are refused before parsing.
-MAX_BODY_BYTES = 256 * 1024
-
-
-async def read_json_object(request: Request, *, prompt: bool = True) -> dict[str, Any]:
-    """The request body as a JSON object, or a 400.
-
-    For a prompt (``prompt=True``) an empty or oversized body gets the documented
-    prompt errors; for the control plane, plain ones.
-    """
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise wire.prompt_too_long() if prompt else wire.invalid_json("over 256 KiB")
-    if not body.strip():
-        raise wire.invalid_request() if prompt else wire.invalid_json("the body is empty")
-    try:
-        data = wire.decode_json(body)
-    except msgspec.DecodeError as exc:
-        raise wire.invalid_json(f"malformed JSON: {exc}") from exc
-    if not isinstance(data, dict):
-        raise wire.invalid_json(f"got a JSON {type(data).__name__}, not an object")
-    return data
+__all__ = ["AgentApi", "parse_prompt_body"]
 
 
 def parse_prompt_body(data: dict[str, Any]) -> tuple[str, str | None]:
     """Validate a prompt body: ``(prompt, threadId or None)``, or the documented 400."""
-    prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise wire.invalid_request()
-    if len(prompt) > wire.MAX_PROMPT_LENGTH:
-        raise wire.prompt_too_long()
+    prompt = valid_prompt(data)
     thread_id = data.get("threadId")
     if thread_id is not None and not isinstance(thread_id, str):
         raise wire.invalid_json("threadId must be a string")
     return prompt, thread_id or None
-
-
-Authenticate = Callable[[Scope, str], str]
-
-
-def api_key_of(headers: Headers) -> str | None:
-    """The key a request sent: ``X-API-Key``, else ``Authorization: Bearer`` (spec 1.8).
-
-    Example::
-
-        api_key_of(Headers({"authorization": "Bearer bk_1"})) == "bk_1"
-    """
-    key = headers.get("x-api-key", "").strip()
-    if key:
-        return key
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
-        return token.strip() or None
-    return None
-
-
-class StatusPoll:
-    """``GET .../job/{job_id}`` as a bare ASGI app, for both flavours.
-
-    Status polls are most of the traffic, so this endpoint skips Starlette's
-    ``Request`` and ``Response`` objects. Errors are raised as usual and reach
-    the app's error handlers.
-
-    Example::
-
-        Route("/agent/job/{job_id}", StatusPoll(sim, agent.authenticate_poll), methods=["GET"])
-    """
-
-    def __init__(self, sim: Simulator, authenticate: Authenticate) -> None:
-        self._sim = sim
-        self._authenticate = authenticate
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        job_id: str = scope["path_params"]["job_id"]
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["job_id"] = job_id
-        owner = self._authenticate(scope, job_id)
-        if not job_id.strip():
-            raise wire.job_id_required()
-        body = await self._sim.poll(job_id, owner=owner)
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
 
 
 class AgentApi:
@@ -127,37 +52,44 @@ class AgentApi:
         self.keys = keys
         self.quota = quota
 
-    def identify(
-        self, headers: Headers, state: dict[str, Any], client: Any, *, agent: bool = True
-    ) -> Caller:
-        """The caller of a request, or the documented 401/403.
+    @staticmethod
+    def identify(scope: Scope) -> str | None:
+        """Who the caller claims to be, unchecked: its ``X-API-Key`` (the first one), else
+        the key of an ``Authorization: Bearer`` (spec 1.8: both are accepted everywhere).
 
-        ``agent``: the endpoint is under ``/agent/*``, so the key needs
-        ``agentApiEnabled``. The key is noted in the request ``state`` for the journal.
+        The one answer authentication, the steering rules and the journal use.
         """
-        key = api_key_of(headers)
-        try:
-            caller = self.keys.identify(key, client_ip=client[0] if client else None)
-            state["owner"] = key
-            if agent:
-                self.keys.check_agent(caller)
-        except AccessDenied as exc:
-            raise wire.access_denied(exc) from None
-        return caller
+        bearer = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key":
+                key: str = value.decode("latin-1").strip()
+                return key or None
+            if name == b"authorization" and bearer is None:
+                scheme, _, token = value.decode("latin-1").strip().partition(" ")
+                bearer = token.strip() if scheme.lower() == "bearer" else ""
+        return bearer or None
 
-    def caller(self, request: Request, *, agent: bool = True) -> Caller:
-        """:meth:`identify` for a Starlette request."""
-        state = request.scope.setdefault("state", {})
-        return self.identify(request.headers, state, request.scope.get("client"), agent=agent)
+    def caller(self, scope: Scope, ctx: RequestContext, *, agent: bool = True) -> Caller:
+        """The caller behind the request's key (noted in ``ctx`` for the journal), or
+        :class:`~mockbankr.errors.AccessDenied` (401/403 on the wire).
+
+        ``agent``: the endpoint is under ``/agent/*``, so the key needs ``agentApiEnabled``.
+        """
+        key = self.identify(scope)
+        client = scope.get("client")
+        caller = self.keys.identify(key, client_ip=client[0] if client else None)
+        ctx.owner = key
+        if agent:
+            self.keys.check_agent(caller)
+        return caller
 
     def owner(self, request: Request) -> str:
         """The owner id of the caller's account, or the documented 401/403."""
-        return self.caller(request).owner
+        return self.authenticate(request.scope, context_of(request.scope))
 
-    def authenticate_poll(self, scope: Scope, job_id: str) -> str:
-        """The owner id for :class:`StatusPoll`."""
-        state = scope.setdefault("state", {})
-        return self.identify(Headers(scope=scope), state, scope.get("client")).owner
+    def authenticate(self, scope: Scope, ctx: RequestContext, job_id: str = "") -> str:
+        """The owner id of the caller's account, for :class:`~mockbankr._http.StatusPoll`."""
+        return self.caller(scope, ctx).owner
 
     async def health(self, request: Request) -> Response:
         # Spec 1.8: /_health "ignores the key and always answers 200"; the key check
@@ -165,31 +97,26 @@ class AgentApi:
         return JSONResponse({"status": "ok"})
 
     async def prompt(self, request: Request) -> Response:
-        caller = self.caller(request)
-        try:
-            self.keys.check_prompt(caller)
-        except AccessDenied as exc:
-            raise wire.access_denied(exc) from None
-        prompt, thread_id = parse_prompt_body(await read_json_object(request))
+        ctx = context_of(request.scope)
+        caller = self.caller(request.scope, ctx)
+        self.keys.check_prompt(caller)
+        prompt, thread_id = parse_prompt_body(await read_prompt_object(request))
         limit = caller.daily_limit
         if limit is not None:
-            try:
-                self.quota.take(
-                    caller.account.id,
-                    limit=limit,
-                    now=self._sim.clock.now(),
-                    upgrade=caller.account.plan is not Plan.CLUB,
-                )
-            except QuotaExceeded as exc:
-                raise wire.quota_exceeded(exc) from None
+            self.quota.take(
+                caller.account.id,
+                limit=limit,
+                now=self._sim.clock.now(),
+                upgrade=caller.account.plan is not Plan.CLUB,
+            )
         job = await self._sim.submit(
             prompt,
             owner=caller.owner,
             thread_id=thread_id,
-            shape=request.scope["state"].get("job_shape"),
+            shape=ctx.shape,
             read_only=caller.key.read_only,
         )
-        request.state.job_id = job.id
+        ctx.job_id = job.id
         return JSONResponse(
             {
                 "success": True,
@@ -206,7 +133,8 @@ class AgentApi:
         job = await self._sim.cancel(self._job_id(request), owner=owner)
         return JSONResponse(cancel_body(job))
 
-    def _me_body(self, caller: Caller) -> dict[str, Any]:
+    @staticmethod
+    def _me_body(caller: Caller) -> dict[str, Any]:
         plan = caller.account.plan
         club: dict[str, Any] = {"active": plan is Plan.CLUB}
         if plan is Plan.CLUB:
@@ -225,14 +153,15 @@ class AgentApi:
         The wallet is the account's: declared in the keys file, or a made-up address
         derived from the account (each key's own in the default mode), stable across runs.
         """
-        return JSONResponse(self._me_body(self.caller(request)))
+        return JSONResponse(self._me_body(self.caller(request.scope, context_of(request.scope))))
 
     async def wallet_me(self, request: Request) -> Response:
-        """``GET /wallet/me``: the key check Bankr documents now (spec 1.8). Any key
-        that is valid works (``agentApiEnabled`` does not gate it); the body is
-        ``/agent/me``'s, whose replacement it is (spec 1.6).
+        """``GET /wallet/me``: the key check Bankr documents now (spec 1.8). Any valid key
+        works (``agentApiEnabled`` does not gate it); the body is ``/agent/me``'s, whose
+        replacement it is (spec 1.6).
         """
-        return JSONResponse(self._me_body(self.caller(request, agent=False)))
+        ctx = context_of(request.scope)
+        return JSONResponse(self._me_body(self.caller(request.scope, ctx, agent=False)))
 
     async def job_id_missing(self, request: Request) -> Response:
         self.owner(request)
@@ -243,5 +172,5 @@ class AgentApi:
         job_id: str = request.path_params["job_id"].strip()
         if not job_id:
             raise wire.job_id_required()
-        request.scope.setdefault("state", {})["job_id"] = job_id
+        context_of(request.scope).job_id = job_id
         return job_id

@@ -25,11 +25,11 @@ from mockbankr.clock import RealClock, ScaledClock
 from mockbankr.contracts.cli import contracts as contracts_cli
 from mockbankr.control import is_loopback
 from mockbankr.errors import ConfigError
+from mockbankr.money import DEFAULT_PAY_TO, PaymentTerms, usdc_to_atomic
 from mockbankr.rules import load_rules_file
 from mockbankr.settings import Settings
 from mockbankr.store import MemoryStore
 from mockbankr.timing import load_timing
-from mockbankr.x402 import DEFAULT_PAY_TO, PaymentTerms, usdc_to_atomic
 
 __all__ = ["main"]
 
@@ -203,22 +203,23 @@ def serve(
             daily_limit=daily_limit,
             keys=load_keys_file(keys_file) if keys_file else None,
             rules=tuple(load_rules_file(rules_file)) if rules_file else (),
+            rules_file=rules_file,
             payment=PaymentTerms(price_atomic=usdc_to_atomic(price_usdc), pay_to=pay_to),
         )
         table = load_timing(settings.fixtures)
+        clock = ScaledClock(speed)
+        app = create_app(
+            settings,
+            clock=clock,
+            rng=random.Random(seed),
+            store=MemoryStore(),
+            table=table,
+            payment_clock=RealClock(),  # the SDK signs payments with the real time
+        )
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from exc
     _check_port_free(host, port)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    clock = ScaledClock(speed)
-    app = create_app(
-        settings,
-        clock=clock,
-        rng=random.Random(seed),
-        store=MemoryStore(),
-        table=table,
-        payment_clock=RealClock(),  # the SDK signs payments with the real time
-    )
     click.echo(
         f"mockbankr listening on http://{host}:{port} (speed {speed:g}x, "
         f"seed {'random' if seed is None else seed}, timing table {table.path})",

@@ -18,8 +18,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mockbankr._http import read_json_object
 from mockbankr.accounts import MAX_KEY_LENGTH, KeyBook, parse_keys
-from mockbankr.agent_api import read_json_object
 from mockbankr.clock import Clock
 from mockbankr.errors import ApiError, ConfigError, FixtureError
 from mockbankr.limits import DailyLimit
@@ -72,7 +72,7 @@ class KeysControl:
         return JSONResponse(self._listing())
 
     async def put_keys(self, request: Request) -> Response:
-        data = await read_json_object(request, prompt=False)
+        data = await read_json_object(request)
         try:
             config = parse_keys(data)
         except FixtureError as exc:
@@ -83,7 +83,7 @@ class KeysControl:
         return JSONResponse(self._listing())
 
     async def revoke(self, request: Request) -> Response:
-        data = await read_json_object(request, prompt=False)
+        data = await read_json_object(request)
         _only(data, {"key"})
         key = _key_field(data, "key")
         assert key is not None
@@ -96,7 +96,7 @@ class KeysControl:
         return JSONResponse({"key": revoked.to_json()})
 
     async def rotate(self, request: Request) -> Response:
-        data = await read_json_object(request, prompt=False)
+        data = await read_json_object(request)
         _only(data, {"key", "newKey"})
         key = _key_field(data, "key")
         new_key = _key_field(data, "newKey", required=False)

@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import msgspec
-from starlette.types import Scope
 
 from mockbankr.clock import iso, wall_time
 
@@ -57,7 +56,6 @@ _FILTERS = ("method", "path", "status", "owner", "job_id", "fault")
 
 
 _JOB_PATH = re.compile(r"^/(?:agent|v2)/job/([^/]+)")
-_OWNER_HEADERS = (b"x-api-key", b"wallet-address")
 
 #: What :meth:`Journal.record` keeps per request: atomic values only, so the garbage
 #: collector untracks the tuple and a full journal costs it nothing to scan.
@@ -104,33 +102,30 @@ class Journal:
 
     def record(
         self,
-        scope: Scope,
-        state: dict[str, Any],
+        method: str,
+        path: str,
         status: int,
+        owner: str | None,
+        job_id: str | None,
         arrived: float,
         answered: float,
         started: float,
         ended: float,
         fault: str | None,
     ) -> None:
-        """Keep one request: its scope and state, its status (0: no answer), its
-        simulated arrival and answer times, perf-counter start and end, and fault."""
+        """Keep one request: its method and path, its status (0: no answer), who sent
+        it and which job it was about, its simulated arrival and answer times,
+        perf-counter start and end, and the fault it got."""
         self._seq += 1
-        owner = state.get("owner")
-        if owner is None:  # not authenticated: note what the caller sent, if anything
-            for name, value in scope["headers"]:
-                if name in _OWNER_HEADERS:
-                    owner = value.decode("latin-1")
-                    break
         latency = ended - started
         self._raw.append(
             (
                 self._seq,
-                scope["method"],
-                scope["path"],
+                method,
+                path,
                 status,
                 owner,
-                state.get("job_id"),
+                job_id,
                 arrived,
                 answered,
                 wall_time() - latency,

@@ -10,7 +10,7 @@ allowed prompt).
 
 from __future__ import annotations
 
-from mockbankr.errors import QuotaExceeded
+from mockbankr.errors import DailyLimitExceeded
 
 __all__ = ["DAY", "DailyLimit"]
 
@@ -23,14 +23,15 @@ class DailyLimit:
     Example::
 
         quota = DailyLimit()
-        quota.take("account:acme", limit=100, now=clock.now())  # QuotaExceeded when over
+        quota.take("acme", limit=100, now=clock.now())  # DailyLimitExceeded when over
     """
 
     def __init__(self) -> None:
         self._windows: dict[str, tuple[float, int]] = {}
 
     def take(self, account: str, *, limit: int, now: float, upgrade: bool = True) -> None:
-        """Count one prompt, or raise :class:`QuotaExceeded` (nothing is counted then).
+        """Count one prompt, or raise :class:`~mockbankr.errors.DailyLimitExceeded` (the
+        documented 429 on the wire; nothing is counted then).
 
         ``upgrade``: whether Bankr Club would raise the limit (it is in the message).
         """
@@ -38,7 +39,9 @@ class DailyLimit:
         if now >= start + DAY:
             start, used = now, 0
         if used >= limit:
-            raise QuotaExceeded(limit=limit, used=used, reset_at=start + DAY, upgrade=upgrade)
+            raise DailyLimitExceeded(
+                account, limit=limit, used=used, reset_at=start + DAY, upgrade=upgrade
+            )
         self._windows[account] = (start, used + 1)
 
     def used(self, account: str, now: float) -> int:

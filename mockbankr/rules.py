@@ -24,13 +24,13 @@ import fnmatch
 import random
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from mockbankr.errors import ConfigError, FixtureError
+from mockbankr.errors import ConfigError, FixtureError, UnknownCategory
 
 __all__ = [
     "Action",
@@ -41,8 +41,10 @@ __all__ = [
     "Request",
     "Rule",
     "RuleSet",
+    "check_categories",
     "load_rules_file",
     "parse_rule",
+    "unknown_categories",
 ]
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
@@ -219,6 +221,43 @@ def load_rules_file(path: Path) -> list[Rule]:
         except ConfigError as exc:
             raise FixtureError(str(exc), path=str(path), key=f"rules[{i}]") from exc
     return out
+
+
+def unknown_categories(
+    rule: Rule, categories: Collection[str]
+) -> list[tuple[str, UnknownCategory]]:
+    """The keys of ``rule`` that name a category outside ``categories``, with the error.
+
+    Example::
+
+        unknown_categories(rule, table.categories)  # [("match.category", UnknownCategory(...))]
+    """
+    known = tuple(categories)
+    job = rule.action.job
+    named = (
+        ("match.category", rule.match.category),
+        ("action.job.category", job.category if job is not None else None),
+    )
+    return [
+        (key, UnknownCategory(category, known=known))
+        for key, category in named
+        if category is not None and category not in categories
+    ]
+
+
+def check_categories(rules: Sequence[Rule], categories: Collection[str], *, source: str) -> None:
+    """Refuse rules naming a category the timing table lacks, before any request.
+
+    Raises :class:`~mockbankr.errors.FixtureError` naming ``source`` (the rules
+    file), the rule and the key.
+
+    Example::
+
+        check_categories(load_rules_file(path), table.categories, source=str(path))
+    """
+    for i, rule in enumerate(rules):
+        for key, error in unknown_categories(rule, categories):
+            raise FixtureError(str(error), path=source, key=f"rules[{i}].{key}") from error
 
 
 def _literal_prefix(glob: str) -> str:

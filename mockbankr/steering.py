@@ -2,23 +2,25 @@
 
 It wraps the Bankr routes (never ``/__mock/*``). For each request it picks an
 action from the ``X-Mockbankr-*`` headers or else from the :class:`RuleSet`,
-carries it out, and records the request in the :class:`Journal`. A ``job``
-action is handed to the prompt handler through ``scope["state"]["job_shape"]``.
+carries it out, and records the request in the :class:`Journal`. What the
+request learns travels in its :class:`~mockbankr.context.RequestContext`: a
+``job`` action goes down to the prompt handler as ``shape``, the owner and job
+id come back up for the journal. Who the caller is comes from the flavours'
+``identify`` functions.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import operator
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockbankr.clock import Clock, iso, perf_seconds
+from mockbankr.context import CONTEXT_KEY, RequestContext
 from mockbankr.errors import ConfigError, MockbankrError
 from mockbankr.journal import Journal
 from mockbankr.rules import (
@@ -48,28 +50,8 @@ class ConnectionDropped(MockbankrError):
     """
 
 
-class _Authorization(msgspec.Struct):
-    from_: str = msgspec.field(name="from")
-
-
-class _Payload(msgspec.Struct):
-    authorization: _Authorization
-
-
-class _PaymentPeek(msgspec.Struct):
-    payload: _Payload
-
-
-def _payer(x_payment: str | None) -> str | None:
-    # The payer named in an X-PAYMENT header, unverified: only used for matching.
-    # Typed decoding stops at the first wrong level, so hostile nesting is cheap.
-    if not x_payment:
-        return None
-    try:
-        peek = msgspec.json.decode(base64.b64decode(x_payment), type=_PaymentPeek)
-    except (binascii.Error, msgspec.DecodeError, ValueError):
-        return None
-    return peek.payload.authorization.from_
+#: A flavour's answer to who the caller of a request claims to be (unverified).
+Identify = Callable[[Scope], str | None]
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
@@ -86,7 +68,8 @@ class SteeringMiddleware:
     Example::
 
         app = SteeringMiddleware(app, rules=RuleSet(rng), journal=Journal(10_000),
-                                 clock=clock, table=table)
+                                 clock=clock, table=table, identify_key=agent.identify,
+                                 identify_wallet=v2.identify)
     """
 
     #: Whether to look for directives and rules at all. Only the rules benchmark's
@@ -101,9 +84,13 @@ class SteeringMiddleware:
         journal: Journal,
         clock: Clock,
         table: TimingTable,
+        identify_key: Identify,
+        identify_wallet: Identify,
         log_requests: bool = False,
     ) -> None:
         self.app = app
+        self.identify_key = identify_key
+        self.identify_wallet = identify_wallet
         self.log_requests = log_requests
         self.rules = rules
         self.journal = journal
@@ -116,7 +103,7 @@ class SteeringMiddleware:
             return
         started = perf_seconds()
         arrived = self.clock.now()
-        state: dict[str, Any] = scope.setdefault("state", {})
+        ctx = scope[CONTEXT_KEY] = RequestContext()
         status = 0
 
         def recording_send(message: Message) -> Awaitable[None]:
@@ -126,7 +113,6 @@ class SteeringMiddleware:
                 status = message["status"]
             return send(message)
 
-        fault: str | None = None
         try:
             # A C-level look for a directive among the header names, then the rules'
             # cheapest test. Most requests stop here.
@@ -142,18 +128,31 @@ class SteeringMiddleware:
             try:
                 action, receive = await self._choose(scope, receive, text)
             except ConfigError as exc:
-                fault = "directive"
+                ctx.fault = "directive"
                 body = {"error": "Invalid request", "message": str(exc)}
                 await _send_json(recording_send, 400, body, {})
                 return
-            fault = action.kind if action is not None else None
-            await self._run(action, scope, receive, recording_send, state)
+            if action is not None:
+                ctx.fault = action.kind
+            await self._run(action, scope, receive, recording_send, ctx)
         except ConnectionDropped:
             status = 0  # the client got no answer, whatever was started
             raise
         finally:
+            owner = ctx.owner
+            if owner is None:  # not authenticated: note who the caller claims to be
+                owner = self.identify_key(scope) or self.identify_wallet(scope)
             self.journal.record(
-                scope, state, status, arrived, self.clock.now(), started, perf_seconds(), fault
+                scope["method"],
+                scope["path"],
+                status,
+                owner,
+                ctx.job_id,
+                arrived,
+                self.clock.now(),
+                started,
+                perf_seconds(),
+                ctx.fault,
             )
             if self.log_requests:
                 entry = self.journal.last()
@@ -171,11 +170,7 @@ class SteeringMiddleware:
                 )
 
     def _could_match(self, scope: Scope) -> bool:
-        key = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                key = value.decode("latin-1")  # the last one wins, as in the header map
-        return self.rules.could_match(scope["method"], key, scope["path"])
+        return self.rules.could_match(scope["method"], self.identify_key(scope), scope["path"])
 
     async def _choose(
         self, scope: Scope, receive: Receive, headers: dict[str, str]
@@ -190,8 +185,8 @@ class SteeringMiddleware:
         request = Request(
             method=method,
             path=scope["path"],
-            key=headers.get("x-api-key"),
-            wallet=headers.get("wallet-address") or _payer(headers.get("x-payment")),
+            key=self.identify_key(scope),
+            wallet=self.identify_wallet(scope),
             prompt=prompt,
             category=self.table.classify(prompt) if prompt is not None else None,
         )
@@ -228,7 +223,7 @@ class SteeringMiddleware:
         scope: Scope,
         receive: Receive,
         send: Send,
-        state: dict[str, Any],
+        ctx: RequestContext,
     ) -> None:
         if action is None:
             await self.app(scope, receive, send)
@@ -270,5 +265,5 @@ class SteeringMiddleware:
             )
             await send({"type": "http.response.body", "body": _MALFORMED})
         else:
-            state["job_shape"] = action.job
+            ctx.shape = action.job
             await self.app(scope, receive, send)

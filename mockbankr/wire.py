@@ -2,37 +2,52 @@
 
 Error texts and status codes are the documented ones (``spec/bankr-wire.md``
 sections 1.3-1.5). Handlers raise the :class:`~mockbankr.errors.ApiError` these
-functions return; no handler writes an error body by hand.
+functions return; no handler writes an error body by hand. The core raises
+domain errors instead, and :data:`DOMAIN_ERRORS` is the one table that maps
+each to its wire error, at the app's edge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 import msgspec
 from starlette.responses import Response
 
 from mockbankr.accounts import Denial
 from mockbankr.clock import iso
-from mockbankr.errors import AccessDenied, ApiError, QuotaExceeded
+from mockbankr.errors import (
+    AccessDenied,
+    ApiError,
+    DailyLimitExceeded,
+    JobFinished,
+    JobIdCollision,
+    JobNotFound,
+    MockbankrError,
+    UnknownCategory,
+)
 
 __all__ = [
+    "DOMAIN_ERRORS",
     "JSONResponse",
     "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
     "SUBSCRIPTION_REMEDIATION",
     "access_denied",
     "already_finished",
+    "api_error",
     "auth_required",
+    "daily_limit_exceeded",
     "decode_json",
     "invalid_json",
     "invalid_request",
     "job_id_required",
     "job_not_found",
     "method_not_allowed",
+    "not_steerable",
     "prompt_too_long",
-    "quota_exceeded",
     "route_not_found",
     "server_error",
 ]
@@ -116,6 +131,42 @@ def auth_required() -> ApiError:
     return ApiError(401, "Authentication required", "Please provide a valid API key")
 
 
+def job_id_required() -> ApiError:
+    return ApiError(400, "Job ID required", "Please provide a job ID")
+
+
+def job_not_found(job_id: str) -> ApiError:
+    return ApiError(404, "Job not found", f"No job found with ID {job_id}")
+
+
+def already_finished(job_id: str, status: str) -> ApiError:
+    """Cancelling a completed or failed job (the message text is not documented)."""
+    return ApiError(
+        400, f"Job already {status}", f"Job {job_id} is already {status} and cannot be cancelled"
+    )
+
+
+def server_error(detail: str) -> ApiError:
+    return ApiError(500, "Internal server error", detail)
+
+
+def route_not_found(method: str, path: str) -> ApiError:
+    return ApiError(404, "Not found", f"No route for {method} {path}")
+
+
+def method_not_allowed(
+    method: str, path: str, allowed: Mapping[str, str] | None = None
+) -> ApiError:
+    return ApiError(
+        405, "Method not allowed", f"{method} is not allowed on {path}", headers=allowed
+    )
+
+
+def not_steerable(status: str) -> ApiError:
+    """Forcing the outcome of a finished job, on the control plane."""
+    return ApiError(409, f"Job already {status}", "Only a job that has not finished can be steered")
+
+
 #: The documented 401 message (spec 1.8, api-workflow.md), for a missing and a wrong key.
 _KEY_401_MESSAGE = "API key is missing or invalid"
 
@@ -168,48 +219,58 @@ def access_denied(exc: AccessDenied) -> ApiError:
     return ApiError(status, error, message, extra=extra)
 
 
-def quota_exceeded(exc: QuotaExceeded) -> ApiError:
-    """The documented daily-limit 429 (spec 1.8, safety.md): ``resetAt`` in Unix ms.
+def daily_limit_exceeded(
+    limit: int, used: int, reset_at: float, *, upgrade: bool = True
+) -> ApiError:
+    """The documented 429 of the daily quota (spec 1.8, safety.md): ``resetAt`` in Unix ms.
 
     The upgrade sentence is left out for a Bankr Club account, which has nothing to
     upgrade to (the documented example is a 100-message account).
     """
-    upgrade = " Upgrade to Bankr Club for 1000 messages/day." if exc.upgrade else ""
+    sentence = " Upgrade to Bankr Club for 1000 messages/day." if upgrade else ""
     return ApiError(
         429,
         "Daily limit exceeded",
-        f"You have reached your daily API limit of {exc.limit} messages.{upgrade}"
-        f" Resets at {iso(exc.reset_at)}",
-        extra={"resetAt": round(exc.reset_at * 1000), "limit": exc.limit, "used": exc.used},
+        f"You have reached your daily API limit of {limit} messages.{sentence}"
+        f" Resets at {iso(reset_at)}",
+        extra={"resetAt": round(reset_at * 1000), "limit": limit, "used": used},
     )
 
 
-def job_id_required() -> ApiError:
-    return ApiError(400, "Job ID required", "Please provide a job ID")
+def _job_finished(exc: JobFinished) -> ApiError:
+    if exc.action == "cancel":
+        return already_finished(exc.job_id, exc.status)
+    return not_steerable(exc.status)
 
 
-def job_not_found(job_id: str) -> ApiError:
-    return ApiError(404, "Job not found", f"No job found with ID {job_id}")
+DOMAIN_ERRORS: Final[Mapping[type[MockbankrError], Callable[[Any], ApiError]]] = MappingProxyType(
+    {
+        JobNotFound: lambda exc: job_not_found(exc.job_id),
+        JobFinished: _job_finished,
+        JobIdCollision: lambda exc: server_error("job id collision"),
+        UnknownCategory: lambda exc: invalid_json(
+            f"unknown category {exc.category!r} in a job rule"
+        ),
+        DailyLimitExceeded: lambda exc: daily_limit_exceeded(
+            exc.limit, exc.used, exc.reset_at, upgrade=exc.upgrade
+        ),
+        AccessDenied: access_denied,
+    }
+)
+"""Each domain error the core raises, and how it answers on the wire: the one table."""
 
 
-def already_finished(job_id: str, status: str) -> ApiError:
-    """Cancelling a completed or failed job (the message text is not documented)."""
-    return ApiError(
-        400, f"Job already {status}", f"Job {job_id} is already {status} and cannot be cancelled"
-    )
+def api_error(exc: MockbankrError) -> ApiError:
+    """The wire error of a domain error (by the first of its classes in :data:`DOMAIN_ERRORS`).
 
+    Raises ``KeyError`` for a domain error that has no wire form: a bug.
 
-def server_error(detail: str) -> ApiError:
-    return ApiError(500, "Internal server error", detail)
+    Example::
 
-
-def route_not_found(method: str, path: str) -> ApiError:
-    return ApiError(404, "Not found", f"No route for {method} {path}")
-
-
-def method_not_allowed(
-    method: str, path: str, allowed: Mapping[str, str] | None = None
-) -> ApiError:
-    return ApiError(
-        405, "Method not allowed", f"{method} is not allowed on {path}", headers=allowed
-    )
+        api_error(JobNotFound("job_X")).body()["message"] == "No job found with ID job_X"
+    """
+    for cls in type(exc).__mro__:
+        answer = DOMAIN_ERRORS.get(cls)
+        if answer is not None:
+            return answer(exc)
+    raise KeyError(f"no wire error for {type(exc).__name__}")

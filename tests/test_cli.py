@@ -89,3 +89,26 @@ def test_an_invalid_rules_file_names_the_rule(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--rules", str(rules)])
     assert result.exit_code == 1
     assert "rules.toml: rules[0]" in result.output
+
+
+@pytest.mark.parametrize(
+    ("rule", "key"),
+    [
+        ('[rules.match]\ncategory = "teleport"\n[rules.action]\ndrop = {}\n', "match.category"),
+        ('[rules.action.job]\ncategory = "teleport"\n', "action.job.category"),
+    ],
+)
+def test_an_unknown_category_in_a_rules_file_stops_serve_at_start(
+    tmp_path: Path, rule: str, key: str
+) -> None:
+    # The port is taken, so a server that did not check its rules at start would fail
+    # on the port instead, with the wrong message, rather than serve.
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f"[[rules]]\n[rules.action]\ndrop = {{}}\n\n[[rules]]\n{rule}", "utf-8")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--rules", str(rules), "--port", str(port)])
+    assert result.exit_code == 1
+    assert f"{rules}: rules[1].{key}: unknown category 'teleport' (known: " in result.output

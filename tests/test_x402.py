@@ -25,22 +25,21 @@ from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockbankr.errors import ConfigError, MockbankrError
-from mockbankr.x402 import (
+from mockbankr.errors import ConfigError, JobAuthError, MockbankrError, PaymentRejected
+from mockbankr.job_auth import JobAuthReason, verify_job_signature
+from mockbankr.money import (
     DEFAULT_PAY_TO,
-    MAX_HEADER_CHARS,
     USDC_BASE,
-    JobAuthError,
-    JobAuthReason,
-    PaymentReason,
-    PaymentRejected,
     PaymentTerms,
     atomic_to_usdc,
+    usdc_to_atomic,
+)
+from mockbankr.x402 import (
+    MAX_HEADER_CHARS,
+    PaymentReason,
     challenge_body,
     payment_response_header,
     transaction_hash,
-    usdc_to_atomic,
-    verify_job_signature,
     verify_payment,
 )
 
