@@ -390,6 +390,8 @@ def load_keys_file(path: Path) -> KeyConfig:
 # -- the live book -----------------------------------------------------------------------
 
 
+#: How many accepted keys :class:`KeyBook` keeps resolved.
+_CALLER_CACHE = 4096
 _NEW_KEY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz"
 
 
@@ -416,6 +418,11 @@ class KeyBook:
         self.config = config
         self._accounts = {account.id: account for account in config.accounts}
         self._keys = {key.key: key for key in config.keys}
+        # Accepted keys, resolved once: every status poll checks its key. Any change of
+        # the book empties it.
+        self._callers: dict[str, Caller] = {}
+        # (key, client address) -> whether the key's allowedIps let the address in.
+        self._addresses: dict[tuple[str, str | None], bool] = {}
 
     def replace(self, config: KeyConfig) -> None:
         """Accept ``config``'s keys from now on (the jobs and quotas stay)."""
@@ -449,14 +456,29 @@ class KeyBook:
         """
         if not key:
             raise AccessDenied(Denial.KEY_REQUIRED, "no API key was sent")
-        if len(key) > MAX_KEY_LENGTH:
-            raise AccessDenied(Denial.INVALID_KEY, f"longer than {MAX_KEY_LENGTH} characters")
-        found = self.lookup(key)
-        if found is None or found.revoked:
-            raise AccessDenied(Denial.INVALID_KEY, "unknown, revoked or rotated key")
-        if found.allowed_ips and not _ip_allowed(client_ip, found.allowed_ips):
-            raise AccessDenied(Denial.IP_NOT_ALLOWED, f"{client_ip} is not in allowedIps")
-        return Caller(found, self._account(found.account))
+        caller = self._callers.get(key)
+        if caller is None:
+            if len(key) > MAX_KEY_LENGTH:
+                raise AccessDenied(Denial.INVALID_KEY, f"longer than {MAX_KEY_LENGTH} characters")
+            found = self.lookup(key)
+            if found is None or found.revoked:
+                raise AccessDenied(Denial.INVALID_KEY, "unknown, revoked or rotated key")
+            caller = Caller(found, self._account(found.account))
+            if len(self._callers) >= _CALLER_CACHE:
+                self._callers.clear()
+            self._callers[key] = caller
+        allowed = caller.key.allowed_ips
+        if allowed:
+            seen = (key, client_ip)
+            ok = self._addresses.get(seen)
+            if ok is None:
+                ok = _ip_allowed(client_ip, allowed)
+                if len(self._addresses) >= _CALLER_CACHE:
+                    self._addresses.clear()
+                self._addresses[seen] = ok
+            if not ok:
+                raise AccessDenied(Denial.IP_NOT_ALLOWED, f"{client_ip} is not in allowedIps")
+        return caller
 
     @staticmethod
     def check_agent(caller: Caller) -> None:
@@ -478,6 +500,8 @@ class KeyBook:
         if key.key not in self._keys and len(self._keys) >= MAX_KEYS:
             raise ConfigError(f"at most {MAX_KEYS} keys can be known; reset or load fewer")
         self._keys[key.key] = key
+        self._callers.clear()
+        self._addresses.clear()
         self.config = dataclasses.replace(self.config, keys=tuple(self._keys.values()))
 
     def revoke(self, key: str) -> ApiKey | None:
