@@ -18,11 +18,13 @@ from mockbankr import wire
 from mockbankr.context import RequestContext, context_of
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError
+from mockbankr.jobs import JobStatus
 
 __all__ = [
     "Authenticate",
     "MAX_BODY_BYTES",
     "StatusPoll",
+    "answered_status",
     "read_json_object",
     "read_prompt_object",
     "valid_prompt",
@@ -93,6 +95,26 @@ def valid_prompt(data: dict[str, Any]) -> str:
 #: owner id, or an :class:`~mockbankr.errors.ApiError` (401).
 Authenticate = Callable[[Scope, RequestContext, str], str]
 
+_STATUS_FIELD = b'"status":"'
+#: Interned names: the journal keeps a reference, not a copy, per poll.
+_STATUS_NAMES = {status.value.encode(): status.value for status in JobStatus}
+
+
+def answered_status(body: bytes) -> str | None:
+    """The ``status`` of an encoded job body, for the journal.
+
+    The first ``"status":"`` is the field: inside a JSON string a quote is escaped.
+
+    Example::
+
+        answered_status(b'{"jobId":"job_1","status":"pending"}')  # 'pending'
+    """
+    start = body.find(_STATUS_FIELD)
+    if start < 0:
+        return None
+    start += len(_STATUS_FIELD)
+    return _STATUS_NAMES.get(body[start : body.find(b'"', start, start + 16)])
+
 
 class StatusPoll:
     """``GET .../job/{job_id}`` as a bare ASGI app, for both flavours.
@@ -118,6 +140,7 @@ class StatusPoll:
         if not job_id.strip():
             raise wire.job_id_required()
         body = await self._sim.poll(job_id, owner=owner)
+        ctx.job_status = answered_status(body)
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})

@@ -254,6 +254,13 @@ def control_schemas() -> dict[str, Schema]:
             latencyMs={**SECONDS, "description": "wall time to answer"},
             simLatencyMs={**SECONDS, "description": "simulated time to answer (a delay rule)"},
             fault=nullable(STR),
+            userAgent=nullable(STR),
+            promptHash={
+                **nullable(STR),
+                "description": "a hash of a prompt's text, never the text",
+            },
+            retryAfter={**nullable(SECONDS), "description": "an error answer's Retry-After"},
+            jobStatus={**nullable(STR), "description": "the job status a poll answered"},
         ),
         "LedgerSummary": obj(
             count=COUNT,

@@ -22,6 +22,7 @@ from mockbankr.accounts import Caller, KeyBook, Plan, wallet_of
 from mockbankr.context import RequestContext, context_of
 from mockbankr.core import Simulator
 from mockbankr.jobs import cancel_body, thread_of
+from mockbankr.journal import prompt_key
 from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
@@ -101,6 +102,7 @@ class AgentApi:
         caller = self.caller(request.scope, ctx)
         self.keys.check_prompt(caller)
         prompt, thread_id = parse_prompt_body(await read_prompt_object(request))
+        ctx.prompt_hash = prompt_key(prompt)
         limit = caller.daily_limit
         if limit is not None:
             self.quota.take(

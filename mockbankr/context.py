@@ -27,7 +27,9 @@ class RequestContext:
     ``owner`` is who the caller is, as the journal shows it (the API key or the
     wallet), once a flavour authenticated it; ``job_id`` the job the request is
     about (or created); ``shape`` a ``job`` action for the prompt handler;
-    ``fault`` the kind of steering action the request got.
+    ``fault`` the kind of steering action the request got; ``prompt_hash`` a
+    hash of the prompt a request carried and ``job_status`` the status a poll
+    answered (both for the journal's verdicts).
 
     Example::
 
@@ -39,6 +41,8 @@ class RequestContext:
     job_id: str | None = None
     shape: JobShape | None = None
     fault: str | None = None
+    prompt_hash: str | None = None
+    job_status: str | None = None
 
 
 def context_of(scope: MutableMapping[str, Any]) -> RequestContext:

@@ -11,9 +11,12 @@ id come back up for the journal. Who the caller is comes from the flavours'
 
 from __future__ import annotations
 
+import email.utils
 import logging
 import operator
-from collections.abc import Awaitable, Callable
+import re
+import sys
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import msgspec
@@ -22,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.context import CONTEXT_KEY, RequestContext
 from mockbankr.errors import ConfigError, MockbankrError
-from mockbankr.journal import Journal
+from mockbankr.journal import Journal, prompt_key
 from mockbankr.rules import (
     DIRECTIVE_HEADERS,
     PROMPT_PATHS,
@@ -34,7 +37,7 @@ from mockbankr.rules import (
 from mockbankr.timing import TimingTable
 from mockbankr.wire import decode_json
 
-__all__ = ["ConnectionDropped", "SteeringMiddleware"]
+__all__ = ["ConnectionDropped", "SteeringMiddleware", "retry_after_seconds"]
 
 logger = logging.getLogger("mockbankr")
 
@@ -52,6 +55,47 @@ class ConnectionDropped(MockbankrError):
 
 #: A flavour's answer to who the caller of a request claims to be (unverified).
 Identify = Callable[[Scope], str | None]
+
+
+#: The longest Retry-After the journal keeps (a day); longer ones are cut to it.
+MAX_RETRY_AFTER = 86_400.0
+#: Delta-seconds (fractions tolerated): ASCII digits only, so "²" or "1e308" are no number.
+_DELTA_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
+#: The longest User-Agent the journal keeps (longer ones are cut).
+MAX_USER_AGENT = 200
+
+
+def retry_after_seconds(headers: Iterable[tuple[bytes, bytes]], now: float) -> float | None:
+    """The seconds a raw header list's ``Retry-After`` asks for, or ``None``.
+
+    Delta-seconds or an HTTP date (read against ``now``, simulated unix seconds);
+    anything else is ignored. The result is within ``0..MAX_RETRY_AFTER``.
+
+    Example::
+
+        retry_after_seconds([(b"retry-after", b"7")], now=0.0)  # 7.0
+    """
+    for name, value in headers:
+        if name.lower() != b"retry-after":
+            continue
+        text = value[:64].decode("latin-1").strip()
+        if _DELTA_SECONDS.fullmatch(text):
+            seconds = float(text)
+        else:
+            try:
+                seconds = email.utils.parsedate_to_datetime(text).timestamp() - now
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+        return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return None
+
+
+def _user_agent(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            # Interned: a client sends the same one every time, the journal keeps one copy.
+            return sys.intern(value[:MAX_USER_AGENT].decode("latin-1"))
+    return None
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
@@ -105,12 +149,15 @@ class SteeringMiddleware:
         arrived = self.clock.now()
         ctx = scope[CONTEXT_KEY] = RequestContext()
         status = 0
+        retry_after: float | None = None
 
         def recording_send(message: Message) -> Awaitable[None]:
             # A plain function handing back send's awaitable: no extra coroutine per message.
-            nonlocal status
+            nonlocal status, retry_after
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status >= 400:  # only errors are looked at, so the hot path pays nothing
+                    retry_after = retry_after_seconds(message.get("headers", ()), self.clock.now())
             return send(message)
 
         try:
@@ -134,6 +181,16 @@ class SteeringMiddleware:
                 return
             if action is not None:
                 ctx.fault = action.kind
+                if (
+                    action.job is None
+                    and ctx.prompt_hash is None
+                    and scope["method"] == "POST"
+                    and scope["path"] in PROMPT_PATHS
+                ):
+                    # The app may not see this prompt: note which it was, for the verdicts.
+                    prompt, receive = await self._peek_prompt(receive)
+                    if prompt is not None:
+                        ctx.prompt_hash = prompt_key(prompt)
             await self._run(action, scope, receive, recording_send, ctx)
         except ConnectionDropped:
             status = 0  # the client got no answer, whatever was started
@@ -153,6 +210,10 @@ class SteeringMiddleware:
                 started,
                 perf_seconds(),
                 ctx.fault,
+                user_agent=_user_agent(scope),
+                prompt_hash=ctx.prompt_hash,
+                retry_after=retry_after,
+                job_status=ctx.job_status,
             )
             if self.log_requests:
                 entry = self.journal.last()

@@ -34,6 +34,7 @@ from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, JobAuthError, PaymentRejected
 from mockbankr.job_auth import verify_job_signature
 from mockbankr.jobs import cancel_body
+from mockbankr.journal import prompt_key
 from mockbankr.ledger import LedgerEntry
 from mockbankr.money import PaymentTerms
 from mockbankr.x402 import (
@@ -87,6 +88,7 @@ class V2Api:
         if not header:
             raise self._refuse(request, "X-PAYMENT header is required", "Payment required")
         prompt = parse_v2_prompt_body(await read_prompt_object(request))
+        context_of(request.scope).prompt_hash = prompt_key(prompt)
         now = self._sim.clock.now()
         try:
             paid = verify_payment(header, self._terms, self._payment_clock.now())
