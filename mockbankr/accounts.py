@@ -308,7 +308,9 @@ def parse_keys(raw: Any) -> KeyConfig:
         for name, entry in accounts.items():
             if not isinstance(name, str) or not _ACCOUNT.fullmatch(name):
                 raise FixtureError(
-                    "an account id is 1..64 of A-Z a-z 0-9 _ . -", path="", key=f"accounts.{name}"
+                    "an account id is 1..64 of A-Z a-z 0-9 _ . -",
+                    path="",
+                    key=f"accounts.{str(name)[:64]!r}",
                 )
             try:
                 msgspec.convert(entry, AccountEntry)

@@ -408,6 +408,13 @@ def test_hostile_control_input_is_a_4xx_that_changes_nothing(
     assert raw.get("/__mock/keys").json() == before
 
 
+def test_a_hostile_account_name_is_not_echoed_whole(raw: httpx.Client) -> None:
+    response = raw.put("/__mock/keys", json={"accounts": {"x" * 100_000: {"plan": "club"}}})
+    assert response.status_code == 400
+    assert "an account id is 1..64" in response.json()["message"]
+    assert len(response.text) < 500
+
+
 @pytest.mark.parametrize(
     ("document", "needle"),
     [
