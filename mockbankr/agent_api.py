@@ -55,7 +55,7 @@ class AgentApi:
 
     @staticmethod
     def identify(scope: Scope) -> str | None:
-        """Who the caller claims to be, unchecked: its ``X-API-Key`` (the first one), else
+        """Who the caller claims to be, unchecked: its first non-empty ``X-API-Key``, else
         the key of an ``Authorization: Bearer`` (spec 1.8: both are accepted everywhere).
 
         The one answer authentication, the steering rules and the journal use.
@@ -64,8 +64,9 @@ class AgentApi:
         for name, value in scope["headers"]:
             if name == b"x-api-key":
                 key: str = value.decode("latin-1").strip()
-                return key or None
-            if name == b"authorization" and bearer is None:
+                if key:
+                    return key
+            elif name == b"authorization" and bearer is None:
                 scheme, _, token = value.decode("latin-1").strip().partition(" ")
                 bearer = token.strip() if scheme.lower() == "bearer" else ""
         return bearer or None

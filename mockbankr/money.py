@@ -14,8 +14,6 @@ from decimal import Context, Decimal, InvalidOperation
 from types import MappingProxyType
 from typing import Final
 
-from eth_utils.address import to_checksum_address
-
 from mockbankr.errors import ConfigError
 
 __all__ = [
@@ -47,6 +45,10 @@ _HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 def _checksummed(value: str, what: str) -> str:
     if not isinstance(value, str) or not _HEX_ADDRESS.fullmatch(value):
         raise ConfigError(f"{what} must be a 0x-prefixed 20-byte hex address, got {value!r}")
+    # Imported here: eth_utils takes about 0.5 s to import (pydantic), which
+    # `import mockbankr.money` (the ledger, the settings) should not pay.
+    from eth_utils.address import to_checksum_address
+
     checksummed: str = to_checksum_address(value)
     body = value[2:]
     if body != body.lower() and body != body.upper() and value != checksummed:

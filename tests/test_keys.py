@@ -275,6 +275,17 @@ def test_bearer_and_x_api_key_are_one_key(raw: httpx.Client, form: str) -> None:
         assert polled.status_code == 200
 
 
+def test_x_api_key_wins_over_bearer_and_an_empty_one_does_not_count(raw: httpx.Client) -> None:
+    def wallet(*headers: tuple[str, str]) -> httpx.Response:
+        return raw.get("/wallet/me", headers=list(headers))
+
+    club = wallet(("X-API-Key", "bk_club")).json()
+    assert wallet(("Authorization", "Bearer bk_maxed"), ("X-API-Key", "bk_club")).json() == club
+    assert wallet(("X-API-Key", ""), ("Authorization", "Bearer bk_club")).json() == club
+    refused = wallet(("X-API-Key", "bk_wrong"), ("Authorization", "Bearer bk_club"))
+    assert (refused.status_code, refused.json()) == (401, INVALID_KEY)
+
+
 @pytest.mark.parametrize(
     "authorization", ["Basic YWxhZGRpbjpvcGVu", "Bearer", "Bearer   ", "bk_club", "Token bk_club"]
 )
