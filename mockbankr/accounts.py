@@ -1,8 +1,7 @@
 """Accounts and API keys as Bankr documents them: who a key is and what it may do.
 
 Plain data and plain checks, no HTTP (the API-key flavour maps the outcomes to
-the documented wire errors; see ``docs/wire.md`` and ``spec/bankr-wire.md``
-sections 1.7 and 1.8):
+the documented wire errors; see ``docs/wire.md`` sections 1.7 and 1.8):
 
 * an **account** has a plan: ``club`` (1,000 prompts a day), ``max-mode`` (100)
   or ``none`` (prompts refused with ``403 subscription_required``);
@@ -74,14 +73,14 @@ MAX_DAILY_LIMIT = 10_000_000
 MAX_ALLOWED_IPS = 64
 #: The largest keys file read (bytes).
 MAX_FILE_BYTES = 1 << 20
-#: Bankr refuses allowlist ranges broader than these prefixes (spec 1.8, safety.md).
+#: Bankr refuses allowlist ranges broader than these prefixes (docs/wire.md 1.8, safety.md).
 _MIN_PREFIX = {4: 8, 6: 16}
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class Plan(enum.StrEnum):
-    """An account's subscription, which sets its daily prompt quota (spec 1.8)."""
+    """An account's subscription, which sets its daily prompt quota (docs/wire.md 1.8)."""
 
     #: Bankr Club: 1,000 prompts per rolling 24 hours.
     CLUB = "club"
@@ -173,7 +172,7 @@ class Caller:
 
     @property
     def daily_limit(self) -> int | None:
-        """The key's custom limit if it has one, else the account's (spec 1.8)."""
+        """The key's custom limit if it has one, else the account's (docs/wire.md 1.8)."""
         custom = self.key.daily_limit
         return custom if custom is not None else self.account.daily_limit
 
@@ -207,7 +206,7 @@ class AccountEntry(_Strict, frozen=True):
 
 
 class KeyEntry(_Strict, frozen=True):
-    """A key of a keys document, with Bankr's flag names (spec 1.8 defaults)."""
+    """A key of a keys document, with Bankr's flag names (docs/wire.md 1.8 defaults)."""
 
     key: _KeyText
     account: _AccountId

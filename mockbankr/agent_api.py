@@ -1,6 +1,6 @@
 """The API-key flavour (``/agent/*`` and ``/wallet/me``), used by ``@bankr/cli``.
 
-The key comes in ``X-API-Key`` or ``Authorization: Bearer`` (spec 1.8). Who it is
+The key comes in ``X-API-Key`` or ``Authorization: Bearer`` (docs/wire.md 1.8). Who it is
 and what it may do is :mod:`mockbankr.accounts`' business: its refusals
 (:class:`~mockbankr.errors.AccessDenied`) and the quota's
 (:class:`~mockbankr.errors.DailyLimitExceeded`) reach the wire through
@@ -56,7 +56,7 @@ class AgentApi:
     @staticmethod
     def identify(scope: Scope) -> str | None:
         """Who the caller claims to be, unchecked: its first non-empty ``X-API-Key``, else
-        the key of an ``Authorization: Bearer`` (spec 1.8: both are accepted everywhere).
+        the key of an ``Authorization: Bearer`` (docs/wire.md 1.8: both are accepted everywhere).
 
         The one answer authentication, the steering rules and the journal use.
         """
@@ -94,7 +94,7 @@ class AgentApi:
         return self.caller(scope, ctx).owner
 
     async def health(self, request: Request) -> Response:
-        # Spec 1.8: /_health "ignores the key and always answers 200"; the key check
+        # docs/wire.md 1.8: /_health "ignores the key and always answers 200"; the key check
         # is GET /wallet/me.
         return JSONResponse({"status": "ok"})
 
@@ -159,9 +159,9 @@ class AgentApi:
         return JSONResponse(self._me_body(self.caller(request.scope, context_of(request.scope))))
 
     async def wallet_me(self, request: Request) -> Response:
-        """``GET /wallet/me``: the key check Bankr documents now (spec 1.8). Any valid key
+        """``GET /wallet/me``: the key check Bankr documents now (docs/wire.md 1.8). Any valid key
         works (``agentApiEnabled`` does not gate it); the body is ``/agent/me``'s, whose
-        replacement it is (spec 1.6).
+        replacement it is (docs/wire.md 1.6).
         """
         ctx = context_of(request.scope)
         return JSONResponse(self._me_body(self.caller(request.scope, ctx, agent=False)))

@@ -104,7 +104,7 @@ def build_routes(
         _route("/__mock/keys/rotate", POST=c(keys.rotate)),
         _route("/__mock/jobs/{job_id}", GET=c(control.get_job)),
         _route("/__mock/jobs/{job_id}/outcome", POST=c(control.force_outcome)),
-        _route("/__mock/rules/{rule_id}", DELETE=c(control.delete_rule)),
+        _route("/__mock/rules/{rule_id}", GET=c(control.get_rule), DELETE=c(control.delete_rule)),
     ]
 
 

@@ -101,11 +101,11 @@ class JobRecord(msgspec.Struct, frozen=True, gc=False):
     cancelled_at: float | None = None
     fault: JobFault | None = None
     #: Created by a read-only key in a category that transacts: it completes with
-    #: :data:`READ_ONLY_RESPONSE` and no ``transactions`` (spec 1.8).
+    #: :data:`READ_ONLY_RESPONSE` and no ``transactions`` (docs/wire.md 1.8).
     read_only: bool = False
 
 
-#: What a read-only key's transaction prompt answers (spec 1.8: the agent "explains
+#: What a read-only key's transaction prompt answers (docs/wire.md 1.8: the agent "explains
 #: that the key is read-only"; the wording is ours).
 READ_ONLY_RESPONSE = (
     "This API key is read-only, so I can't execute transactions with it. I can still check"
@@ -223,7 +223,7 @@ def body_changes_at(job: JobRecord, category: Category, now: float) -> float:
 
 
 def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
-    """The ``GET /agent/job/{id}`` body at ``now``, fields present per status (spec 1.4).
+    """The ``GET /agent/job/{id}`` body at ``now``, fields present per status (docs/wire.md 1.4).
 
     Always: ``success, jobId, threadId, status, prompt, createdAt, cancellable,
     statusUpdates``. Once started: ``startedAt``. Completed: ``completedAt,
@@ -265,7 +265,7 @@ def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
 
 
 def cancel_body(job: JobRecord) -> dict[str, Any]:
-    """The ``POST .../cancel`` success body (spec 1.5) of a cancelled job."""
+    """The ``POST .../cancel`` success body (docs/wire.md 1.5) of a cancelled job."""
     assert job.cancelled_at is not None
     return {
         "success": True,

@@ -1,7 +1,7 @@
 """The daily prompt quota, as documented: per account, over a rolling 24 simulated hours.
 
 The window opens with an account's first prompt and closes 24 hours later (not at
-midnight); the next prompt after that opens a new one (spec 1.7, 1.8). All keys of
+midnight); the next prompt after that opens a new one (docs/wire.md 1.7, 1.8). All keys of
 an account share its window; a key's custom limit replaces the account's limit
 when that key prompts. Only prompts count: polls and cancels are free (the sources
 do not say; this lets the official clients poll a job to its end after the last

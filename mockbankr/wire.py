@@ -1,6 +1,6 @@
 """The Bankr wire format, built in one place: JSON encoding, timestamps and error bodies.
 
-Error texts and status codes are the documented ones (``spec/bankr-wire.md``
+Error texts and status codes are the documented ones (``docs/wire.md``
 sections 1.3-1.5). Handlers raise the :class:`~mockbankr.errors.ApiError` these
 functions return; no handler writes an error body by hand. The core raises
 domain errors instead, and :data:`DOMAIN_ERRORS` is the one table that maps
@@ -34,6 +34,7 @@ __all__ = [
     "JSONResponse",
     "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
+    "PROMPT_SPACE",
     "SUBSCRIPTION_REMEDIATION",
     "access_denied",
     "already_finished",
@@ -54,6 +55,10 @@ __all__ = [
 
 #: The documented maximum prompt length, in characters.
 MAX_PROMPT_LENGTH = 10_000
+
+#: A prompt of only these (ASCII white space) is no prompt: the documented 400. The same
+#: set in the OpenAPI pattern, since Python's and ECMAScript's ``\s`` differ.
+PROMPT_SPACE = " \t\n\v\f\r"
 
 _encoder = msgspec.json.Encoder()
 
@@ -167,7 +172,7 @@ def not_steerable(status: str) -> ApiError:
     return ApiError(409, f"Job already {status}", "Only a job that has not finished can be steered")
 
 
-#: The documented 401 message (spec 1.8, api-workflow.md), for a missing and a wrong key.
+#: The documented 401 message (docs/wire.md 1.8, api-workflow.md), for a missing and a wrong key.
 _KEY_401_MESSAGE = "API key is missing or invalid"
 
 #: ``subscription_required``'s ``remediation`` list (its items are not documented).
@@ -177,23 +182,23 @@ SUBSCRIPTION_REMEDIATION = (
 )
 
 _DENIALS: dict[Denial, tuple[int, str, str]] = {
-    # spec 1.8 (error-handling.md): a missing key; message from api-workflow.md.
+    # docs/wire.md 1.8 (error-handling.md): a missing key; message from api-workflow.md.
     Denial.KEY_REQUIRED: (401, "API key required", _KEY_401_MESSAGE),
-    # spec 1.8: a wrong, revoked or rotated key.
+    # docs/wire.md 1.8: a wrong, revoked or rotated key.
     Denial.INVALID_KEY: (401, "Invalid API key", _KEY_401_MESSAGE),
-    # spec 1.3 (DOCS authentication).
+    # docs/wire.md 1.3 (DOCS authentication).
     Denial.IP_NOT_ALLOWED: (
         403,
         "IP address not allowed",
         "IP address not allowed for this API key",
     ),
-    # spec 1.8 (api-workflow.md body example).
+    # docs/wire.md 1.8 (api-workflow.md body example).
     Denial.AGENT_API_DISABLED: (
         403,
         "Agent API access not enabled",
         "Enable agent access for your API key",
     ),
-    # spec 1.8 (error-handling.md, safety.md): the message is ours, the remediation list too.
+    # docs/wire.md 1.8 (error-handling.md, safety.md): the message and remediation are ours.
     Denial.SUBSCRIPTION_REQUIRED: (
         403,
         "subscription_required",
@@ -203,7 +208,7 @@ _DENIALS: dict[Denial, tuple[int, str, str]] = {
 
 
 def access_denied(exc: AccessDenied) -> ApiError:
-    """The documented answer to a refused key check (spec 1.3, 1.8).
+    """The documented answer to a refused key check (docs/wire.md 1.3, 1.8).
 
     Example::
 
@@ -222,7 +227,7 @@ def access_denied(exc: AccessDenied) -> ApiError:
 def daily_limit_exceeded(
     limit: int, used: int, reset_at: float, *, upgrade: bool = True
 ) -> ApiError:
-    """The documented 429 of the daily quota (spec 1.8, safety.md): ``resetAt`` in Unix ms.
+    """The documented 429 of the daily quota (docs/wire.md 1.8, safety.md): ``resetAt`` in Unix ms.
 
     The upgrade sentence is left out for a Bankr Club account, which has nothing to
     upgrade to (the documented example is a 100-message account).
