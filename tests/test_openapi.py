@@ -1,19 +1,29 @@
-"""``GET /openapi.json``: a valid OpenAPI 3.1 document of exactly the routes table.
+"""``GET /openapi.json``: a valid OpenAPI 3.1 document of exactly the routes table, and honest.
 
-Whether every answer conforms to it is schemathesis's job (``tests/test_schemathesis.py``,
-live and in-process); here: the document itself, and the answers those runs cannot reach.
+The in-process schemathesis run drives every operation against an app seeded with jobs in
+every status (both flavours), a ledger, a journal and a rule. Most requests carry valid
+credentials (the API key, the admin token, a real x402 payment, the payer's signature) and a
+known job id, so the answers past 401 and 404 are checked too; the rest keep what
+schemathesis generated. Every answer must have a documented status, content type, headers
+and body, and none may be a 5xx.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
-from typing import Any
+import zlib
+from typing import Any, Literal
 
 import httpx
+import hypothesis
 import jsonschema_rs
 import pytest
 import schemathesis
+from _x402_signing import make_payment_header, sign_job_headers
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -31,6 +41,8 @@ from mockbankr.testing import SyncClockTransport
 
 KEY = "bk_test"
 TOKEN = "admin-token-for-tests"
+PAYER: LocalAccount = Account.from_key("0x" + "a1" * 32)
+STRANGER: LocalAccount = Account.from_key("0x" + "b2" * 32)
 BASE_URL = "http://mockbankr.local"
 CHECKS = [
     not_a_server_error,
@@ -40,6 +52,8 @@ CHECKS = [
     response_schema_conformance,
     unsupported_method,
 ]
+#: Examples per operation in the fuzzing phase; the coverage phase adds its own.
+MAX_EXAMPLES = 50
 
 
 def build_app(**settings: Any) -> tuple[Starlette, VirtualClock]:
@@ -59,7 +73,134 @@ def loopback(app: Starlette, clock: VirtualClock) -> httpx.Client:
     return httpx.Client(transport=transport, base_url=BASE_URL, headers=headers)
 
 
-schema = schemathesis.openapi.from_dict(openapi_document())
+@dataclasses.dataclass
+class Seeded:
+    app: Starlette
+    clock: VirtualClock
+    agent_jobs: list[str]
+    v2_jobs: list[str]
+    rule_ids: list[str]
+    requirements: dict[str, Any]
+    payments: int = 0
+
+    def pay(self) -> str:
+        """An X-PAYMENT header for one prompt, with a fresh nonce (not random: replayable)."""
+        self.payments += 1
+        nonce = self.payments.to_bytes(32, "big")
+        return make_payment_header(PAYER, self.requirements, now=self.clock.now(), nonce=nonce)
+
+
+def seeded_app() -> Seeded:
+    """An app holding jobs in every status, paid x402 jobs, a ledger, a journal and a rule.
+
+    The daily limit leaves a few prompts, so the run meets both 202 and 429.
+    """
+    app, clock = build_app(api_keys=frozenset({KEY}), admin_token=TOKEN, daily_limit=12)
+    with loopback(app, clock) as http:
+
+        def shaped(outcome: str | None = None, latency: float | None = None) -> dict[str, str]:
+            out = {"X-Mockbankr-Outcome": outcome} if outcome else {}
+            return out | ({"X-Mockbankr-Latency": str(latency)} if latency else {})
+
+        def prompt(text: str, **shape: Any) -> str:
+            response = http.post("/agent/prompt", json={"prompt": text}, headers=shaped(**shape))
+            assert response.status_code == 202, response.text
+            job_id: str = response.json()["jobId"]
+            return job_id
+
+        challenge = http.post("/v2/prompt", json={"prompt": "?"})
+        assert challenge.status_code == 402, challenge.text
+        seeded = Seeded(app, clock, [], [], [], challenge.json()["accepts"][0])
+
+        def paid(text: str, **shape: Any) -> str:
+            response = http.post(
+                "/v2/prompt",
+                json={"prompt": text},
+                headers={"X-PAYMENT": seeded.pay(), **shaped(**shape)},
+            )
+            assert response.status_code == 202, response.text
+            job_id: str = response.json()["jobId"]
+            return job_id
+
+        agent = [
+            prompt("Swap 10 USDC for ETH", outcome="completed", latency=5),
+            prompt("Research ETH sentiment", outcome="failed", latency=5),
+            prompt("What is the price of ETH?", latency=500),  # cancelled below
+            prompt("Check my balance", outcome="stuck"),
+            prompt("Gone at once", outcome="vanish"),
+            prompt("Check my portfolio", outcome="regress", latency=500),
+        ]
+        seeded.v2_jobs += [paid("What is the price of ETH?", latency=5)]
+        seeded.v2_jobs += [paid("What is the price of ETH?"), paid("Swap 1 USDC", latency=500)]
+        clock.advance(60)
+        assert http.post(f"/agent/job/{agent[2]}/cancel").status_code == 200
+        agent.append(prompt("What is ETH worth?", latency=500))
+        clock.advance(3)  # that one is processing now
+        agent.append(prompt("What is SOL worth?", latency=500))  # and this one pending
+        rule = http.post(
+            "/__mock/rules",
+            json={"match": {"path": "/nowhere/*"}, "action": {"drop": {}}, "times": 3},
+        )
+        assert rule.status_code == 201, rule.text
+    seeded.agent_jobs, seeded.rule_ids = agent, [rule.json()["id"], "r404"]
+    return seeded
+
+
+def _choose(case: schemathesis.Case, salt: str, options: list[Any]) -> Any:
+    """A choice that is a function of the generated case (generation is derandomized)."""
+    seed = repr((salt, case.path_parameters, case.query, case.body, case.headers)).encode()
+    return options[zlib.crc32(seed) % len(options)]
+
+
+def credentials(case: schemathesis.Case, seeded: Seeded) -> dict[str, str]:
+    """Point most cases at known ids; valid credentials for most, to send with the case.
+
+    Passed to ``case.call(headers=...)``, they are sent even where schemathesis drops a
+    security header it generated on purpose (its negative cases).
+    """
+    path, params = case.operation.path, case.path_parameters
+    valid = _choose(case, "auth", [True, True, True, False])
+    signer = _choose(case, "signer", [PAYER, PAYER, STRANGER])
+    if params and "jobId" in params:
+        known = seeded.v2_jobs if path.startswith("/v2/") else seeded.agent_jobs
+        params["jobId"] = _choose(case, "job", [*known, *known, params["jobId"]])
+    if params and "ruleId" in params:
+        params["ruleId"] = _choose(case, "rule", [*seeded.rule_ids, params["ruleId"]])
+    if not valid:
+        return {}
+    if path.startswith("/__mock/"):
+        return {"Authorization": f"Bearer {TOKEN}"}
+    if path.startswith("/agent/") or path == "/_health":
+        return {"X-API-Key": KEY}
+    if path == "/v2/prompt":
+        return {"X-PAYMENT": seeded.pay()}
+    if params and re.fullmatch(r"[!-~]+", params["jobId"]):  # a header-safe /v2/job id
+        action: Literal["status", "cancel"] = "cancel" if path.endswith("/cancel") else "status"
+        return sign_job_headers(signer, params["jobId"], action)
+    return {}
+
+
+CONFIG = schemathesis.Config.from_dict(
+    {
+        "seed": 20261129,
+        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "database": "none"},
+    }
+)
+schema = schemathesis.openapi.from_dict(openapi_document(), config=CONFIG)
+
+
+@pytest.fixture
+def seeded() -> Seeded:
+    return seeded_app()
+
+
+# One seeded app per operation, shared by its examples: that is the point of the fixture.
+@schema.parametrize()
+@hypothesis.settings(suppress_health_check=[hypothesis.HealthCheck.function_scoped_fixture])
+def test_every_answer_conforms_to_the_document(case: schemathesis.Case, seeded: Seeded) -> None:
+    headers = credentials(case, seeded)
+    response = case.call(app=seeded.app, headers=headers)
+    case.validate_response(response, checks=CHECKS, headers=headers)
 
 
 def test_the_served_document_is_valid_openapi_3_1() -> None:
