@@ -23,7 +23,8 @@ its ``ignored_auth`` probes without these.
 describe. Each rule the run posts is therefore limited to an API key no request uses
 (:data:`INERT_KEY`). Its shape is still validated and stored as generated, so
 ``POST /__mock/rules`` and the rule links are exercised in full. ``X-Mockbankr-*`` directive
-headers (schemathesis finds their names in the document's description) are not sent.
+headers (schemathesis finds their names in the document's description) are not sent, and
+key management never revokes, rotates or drops :data:`KEY` (see :func:`_keep_our_key`).
 """
 
 from __future__ import annotations
@@ -110,9 +111,29 @@ def before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -
         fresh = credentials(case)
         case.headers = {k: v for k, v in headers.items() if k not in signed}
         case.headers.update({k: v for k, v in fresh.items() if k in signed})
+    _keep_our_key(case)
     if case.method.upper() == "POST" and case.operation.path == "/__mock/rules":
         body = case.body
         if isinstance(body, dict) and isinstance(body.get("match", {}), dict):
             match = body.get("match", {})
             if match.get("key") is None:  # absent or null: any key
                 case.body = {**body, "match": {**match, "key": INERT_KEY}}
+
+
+def _keep_our_key(case: schemathesis.Case) -> None:
+    """Key management never takes :data:`KEY` away: a loaded keys document gets it too (on
+    an account of its own, on the Club plan) and a revoke or rotate of it names another."""
+    body, route = case.body, f"{case.method.upper()} {case.operation.path}"
+    if not isinstance(body, dict):
+        return
+    keys = body.get("keys", [])
+    ours = isinstance(keys, list) and any(isinstance(k, dict) and k.get("key") == KEY for k in keys)
+    shaped = isinstance(body.get("accounts"), dict) and isinstance(keys, list)
+    if route == "PUT /__mock/keys" and shaped and not ours:
+        case.body = {
+            **body,
+            "accounts": {**body["accounts"], "schemathesis-run": {"plan": "club"}},
+            "keys": [*keys, {"key": KEY, "account": "schemathesis-run"}],
+        }
+    elif route.startswith("POST /__mock/keys/") and body.get("key") == KEY:
+        case.body = {**body, "key": INERT_KEY}

@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.applications import Starlette
 
-from mockbankr import MemoryStore, RealClock, Settings, VirtualClock, create_app
+from mockbankr import MemoryStore, RealClock, ScaledClock, Settings, VirtualClock, create_app
 from mockbankr.clock import Clock
 from mockbankr.openapi import openapi_document
 
@@ -112,6 +112,45 @@ def test_every_rule_id_the_document_allows_can_be_read_and_deleted(rule_id: str)
 # -- "Nonsense accepted where the document says otherwise" ------------------------------------
 
 
+@pytest.mark.parametrize("speed", [5e-324, 1e-9, -1, 1e7])
+def test_a_denormal_or_out_of_range_speed_is_refused(speed: float) -> None:
+    app = _app(ScaledClock(1.0))
+    assert not allowed("POST", "/__mock/clock", {"speed": speed})
+    assert send(app, "POST /__mock/clock", body={"speed": speed}).status_code == 400
+    assert send(app, "GET /__mock/clock").json()["speed"] == 1.0
+
+
+@pytest.mark.parametrize("speed", [0, 0.001, 20, 1e6])
+def test_a_speed_the_document_allows_is_accepted(speed: float) -> None:
+    app = _app(ScaledClock(1.0))
+    assert allowed("POST", "/__mock/clock", {"speed": speed})
+    assert send(app, "POST /__mock/clock", body={"speed": speed}).json()["speed"] == speed
+
+
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("POST /__mock/clock", {"now": None}),
+        ("POST /__mock/clock", {"advance": 5, "now": None}),
+        ("POST /__mock/clock", {"advance": None}),
+        ("POST /__mock/jobs/{jobId}/outcome", {"finish_in": None, "outcome": "failed"}),
+        ("POST /__mock/jobs/{jobId}/outcome", {"outcome": None, "finish_in": 5}),
+        ("POST /__mock/jobs/{jobId}/outcome", {"outcome": "failed", "error": None}),
+    ],
+)
+def test_null_now_and_finish_in_are_refused(route: str, body: dict[str, Any]) -> None:
+    app = _app()
+    job_id = _prompt(app, "POST /agent/prompt", latency=500)
+    before = send(app, "GET /__mock/jobs/{jobId}", jobId=job_id).json()
+    method, path = route.split(" ")
+    assert not allowed(method, path, body)
+    params = {"jobId": job_id} if "{jobId}" in path else {}
+    answer = send(app, route, body=body, **params)
+    assert answer.status_code == 400
+    assert "null" in answer.json()["message"]
+    assert send(app, "GET /__mock/jobs/{jobId}", jobId=job_id).json() == before
+
+
 @pytest.mark.parametrize(
     ("route", "body"),
     [
@@ -130,6 +169,56 @@ def test_a_null_thread_id_is_accepted_as_no_thread(route: str, body: dict[str, A
 
 
 # -- "Valid-by-the-document requests refused" -------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "times"), [(503.0, 2.0), (429, 1), (200.0, None)])
+def test_a_float_status_in_a_respond_action_is_accepted_when_integral(
+    status: float, times: float | None
+) -> None:
+    app = _app()
+    respond = {"status": status, "body": {"error": "Service unavailable"}}
+    body: dict[str, Any] = {"match": {"key": hooks.INERT_KEY}, "action": {"respond": respond}}
+    body |= {"times": times} if times is not None else {}
+    assert allowed("POST", "/__mock/rules", body)
+    stored = send(app, "POST /__mock/rules", body=body).json()
+    assert stored["action"]["respond"]["status"] == int(status)
+    assert type(stored["action"]["respond"]["status"]) is int
+
+
+@pytest.mark.parametrize("status", [503.5, "503", 99, 600])
+def test_a_fractional_or_out_of_range_status_is_refused(status: Any) -> None:
+    app = _app()
+    body = {"action": {"respond": {"status": status}}}
+    assert not allowed("POST", "/__mock/rules", body)
+    assert send(app, "POST /__mock/rules", body=body).status_code == 400
+
+
+def test_advance_and_finish_in_values_the_document_allows_are_accepted() -> None:
+    app = _app()
+    clock_schema = DOCUMENT["paths"]["/__mock/clock"]["post"]["requestBody"]["content"]
+    outcome_schema = DOCUMENT["paths"]["/__mock/jobs/{jobId}/outcome"]["post"]["requestBody"]
+    longest = outcome_schema["content"]["application/json"]["schema"]["properties"]["finish_in"]
+    job_id = _prompt(app, "POST /agent/prompt", latency=500)
+    body = {"finish_in": longest["maximum"]}
+    assert allowed("POST", "/__mock/jobs/{jobId}/outcome", body)
+    assert (
+        send(app, "POST /__mock/jobs/{jobId}/outcome", body=body, jobId=job_id).status_code == 200
+    )
+    assert clock_schema["application/json"]["schema"]["properties"]["advance"]["maximum"] > 1e9
+    for advance in (0, 1e-9, 86_400 * 365 * 1000):
+        assert allowed("POST", "/__mock/clock", {"advance": advance})
+        assert send(app, "POST /__mock/clock", body={"advance": advance}).status_code == 200
+
+
+def test_advancing_past_the_clocks_limit_is_the_documented_409() -> None:
+    app = _app()
+    schema = DOCUMENT["paths"]["/__mock/clock"]["post"]["requestBody"]["content"]
+    most = schema["application/json"]["schema"]["properties"]["advance"]["maximum"]
+    assert allowed("POST", "/__mock/clock", {"advance": most})
+    before = send(app, "GET /__mock/clock").json()
+    answer = send(app, "POST /__mock/clock", body={"advance": most})  # from now: too far
+    assert answer.status_code == 409
+    assert send(app, "GET /__mock/clock").json() == before
 
 
 @pytest.mark.parametrize("flavour", ["agent", "v2"])
