@@ -12,8 +12,10 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from mockbankr._click_numbers import NumberParam
 from mockbankr.errors import ConfigError
 from mockbankr.rules import load_rules_file, parse_rule
+from mockbankr.validate import QUERY_LIMIT
 
 __all__ = ["journal", "ledger", "rules"]
 
@@ -167,7 +169,7 @@ def rules_clear(url: str, admin_token: str | None, as_json: bool) -> None:
 @click.option("--owner", help="Only this API key or wallet.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=NumberParam(QUERY_LIMIT, integer=True),
     default=50,
     show_default=True,
     help="The newest N matching requests.",

@@ -13,7 +13,8 @@ import msgspec
 
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
-from mockbankr.rules import Rule
+from mockbankr.rules import MAX_PATTERN_LENGTH, RULE_ID_PATTERN, Rule
+from mockbankr.validate import AFTER, DELAY, LATENCY, PROBABILITY, RESPOND_STATUS, TIMES
 from mockbankr.wire import MAX_PROMPT_LENGTH
 from mockbankr.x402 import NETWORK_CHAIN_IDS, PaymentReason
 
@@ -172,14 +173,18 @@ def struct_schemas() -> dict[str, Schema]:
             )
     found["Rule"]["required"] = ["action"]
     found["Action"].update(minProperties=1, maxProperties=1)  # exactly one action
-    props["Rule"]["times"].update(minimum=1)
-    props["Rule"]["probability"].update(minimum=0, maximum=1)
+    # The bounds are the ones rules.parse_rule checks through mockbankr.validate.
+    props["Rule"]["times"].update(TIMES.json_schema(integer=True))
+    props["Rule"]["probability"].update(PROBABILITY.json_schema())
+    props["Rule"]["id"].update(pattern=RULE_ID_PATTERN, maxLength=64)
     props["Match"]["path"]["description"] = "a glob, e.g. /agent/job/*"
     props["Match"]["prompt"].update(format="regex", description="a regex, searched")
-    props["Respond"]["status"].update(minimum=100, maximum=599)
-    props["Delay"]["seconds"].update(minimum=0)
-    props["Hang"]["seconds"].update(minimum=0)
-    props["JobShape"]["latency"].update(exclusiveMinimum=0)
+    props["Match"]["prompt"].update(maxLength=MAX_PATTERN_LENGTH)
+    props["Respond"]["status"].update(RESPOND_STATUS.json_schema(integer=True))
+    props["Delay"]["seconds"].update(DELAY.json_schema())
+    props["Hang"]["seconds"].update(DELAY.json_schema())
+    props["JobShape"]["latency"].update(LATENCY.json_schema())
+    props["JobShape"]["after"].update(AFTER.json_schema())
     listed = copy.deepcopy(found["Rule"])
     listed["properties"]["remaining"] = nullable(COUNT)
     listed.update(required=["action", "id", "remaining"], description="A rule as stored")

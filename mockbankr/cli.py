@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from mockbankr._cli_remote import journal, ledger, rules
+from mockbankr._click_numbers import NumberParam
 from mockbankr.app import create_app
 from mockbankr.clock import RealClock, ScaledClock
 from mockbankr.contracts.cli import contracts as contracts_cli
@@ -28,6 +29,7 @@ from mockbankr.rules import load_rules_file
 from mockbankr.settings import Settings
 from mockbankr.store import MemoryStore
 from mockbankr.timing import load_timing
+from mockbankr.validate import DAILY_LIMIT, JOURNAL_SIZE, PORT, SEED, SPEED
 from mockbankr.x402 import DEFAULT_PAY_TO, PaymentTerms, usdc_to_atomic
 
 __all__ = ["main"]
@@ -74,7 +76,7 @@ def main() -> None:
 @_option(
     "--port",
     env="MOCKBANKR_PORT",
-    type=click.IntRange(0, 65535),
+    type=NumberParam(PORT, integer=True),
     default=8402,
     show_default=True,
     help="TCP port.",
@@ -82,15 +84,16 @@ def main() -> None:
 @_option(
     "--speed",
     env="MOCKBANKR_SPEED",
-    type=click.FloatRange(min=0, min_open=True),
+    type=NumberParam(SPEED),
     default=1.0,
     show_default=True,
-    help="Simulated seconds per wall second: 20 makes a 10 s swap take 0.5 s.",
+    help="Simulated seconds per wall second: 20 makes a 10 s swap take 0.5 s; 0 stops"
+    " time until POST /__mock/clock moves it.",
 )
 @_option(
     "--seed",
     env="MOCKBANKR_SEED",
-    type=int,
+    type=NumberParam(SEED, integer=True),
     default=None,
     help="Seed every random choice: the same prompts in the same order give the same"
     " ids, schedules and outcomes. Default: random.",
@@ -134,14 +137,14 @@ def main() -> None:
 @_option(
     "--daily-limit",
     env="MOCKBANKR_DAILY_LIMIT",
-    type=click.IntRange(min=1),
+    type=NumberParam(DAILY_LIMIT, integer=True),
     default=None,
     help="Prompts per key per rolling 24 simulated hours (429 beyond).",
 )
 @_option(
     "--journal-size",
     env="MOCKBANKR_JOURNAL_SIZE",
-    type=click.IntRange(min=1),
+    type=NumberParam(JOURNAL_SIZE, integer=True),
     default=10_000,
     show_default=True,
     help="Requests the journal keeps.",

@@ -27,15 +27,22 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mockbankr.clock import MAX_TIME, iso
-from mockbankr.control import MAX_SPEED
+from mockbankr.clock import iso
 from mockbankr.ledger import JOB_STATUSES
+from mockbankr.validate import (
+    ADVANCE,
+    CLOCK_LIMIT,
+    FINISH_IN,
+    NOW,
+    QUERY_LIMIT,
+    QUERY_OFFSET,
+    SPEED,
+)
 
 __all__ = ["openapi_document", "openapi_endpoint"]
 
 from mockbankr._openapi_schemas import (
     COUNT,
-    SECONDS,
     STATUSES,
     STR,
     TRUE,
@@ -211,14 +218,16 @@ def _bankr_operations() -> dict[str, Schema]:
 
 def _control_operations() -> dict[str, Schema]:
     clock_change = obj(
-        advance=Opt({**SECONDS, "description": f"seconds forward, to {iso(MAX_TIME)} at most"}),
-        speed=Opt({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SPEED}),
-        now=Opt({"type": "number", "maximum": MAX_TIME, "description": "unix s, not backwards"}),
+        advance=Opt(
+            {**ADVANCE.json_schema(), "description": f"seconds forward, to {iso(CLOCK_LIMIT)}"}
+        ),
+        speed=Opt({**SPEED.json_schema(), "description": "simulated s per wall s; 0 stops"}),
+        now=Opt({**NOW.json_schema(), "description": "unix s, not backwards (virtual clock)"}),
     )
     outcome = obj(
         outcome=Opt(enum_of("completed", "failed")),
         error=Opt({"type": "string", "description": "the failure text (outcome failed)"}),
-        finish_in=Opt({**SECONDS, "description": f"seconds from now, to {iso(MAX_TIME)}"}),
+        finish_in=Opt({**FINISH_IN.json_schema(), "description": "seconds from now"}),
     )
     outcome["anyOf"] = [{"required": ["outcome"]}, {"required": ["finish_in"]}]
     page = obj(
@@ -231,8 +240,8 @@ def _control_operations() -> dict[str, Schema]:
         _query("status", STATUSES, "status now"),
         _query("owner", STR, "API key or wallet (key:/wallet: prefix optional)"),
         _query("category", STR, "timing category"),
-        _query("offset", {"type": "integer", "minimum": 0, "maximum": 10**12}, "skip"),
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
+        _query("offset", QUERY_OFFSET.json_schema(integer=True), "skip"),
+        _query("limit", QUERY_LIMIT.json_schema(integer=True), "page size"),
     ]
     journal_filters = [
         _query(name, STR, "a glob" if name == "path" else "exact")

@@ -13,7 +13,10 @@ from mockbankr.cli import main
     ("args", "env", "text"),
     [
         (["--speed", "-1"], {}, "Invalid value for '--speed'"),
-        (["--speed", "0"], {}, "Invalid value for '--speed'"),
+        (["--speed", "2000000"], {}, "--speed: expected a number within 0..1000000 x"),
+        (["--speed", "inf"], {}, "Invalid value for '--speed'"),
+        (["--seed", "²"], {}, "--seed: expected an integer"),
+        (["--journal-size", "1" * 400], {}, "--journal-size: expected an integer"),
         (["--port", "70000"], {}, "Invalid value for '--port'"),
         ([], {"MOCKBANKR_SPEED": "fast"}, "Invalid value for '--speed'"),
         ([], {"MOCKBANKR_PORT": "-5"}, "Invalid value for '--port'"),
