@@ -24,6 +24,7 @@ from mockbankr.clock import Clock
 from mockbankr.control import ControlApi
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError
+from mockbankr.guard import RequestGuard
 from mockbankr.journal import Journal
 from mockbankr.limits import DailyLimit
 from mockbankr.openapi import openapi_endpoint
@@ -171,6 +172,13 @@ def create_app(
         clock=clock,
         table=table,
         log_requests=settings.log_requests,
+    )
+    # Outermost (added last): bounds every request before anything reads it.
+    app.add_middleware(
+        RequestGuard,
+        clock=payment_clock or clock,
+        configured_host=settings.host,
+        admin_token=settings.admin_token,
     )
     app.router.redirect_slashes = False  # "/_health/" is a 404 in the wire shape, not a 307
     app.state.simulator = sim

@@ -21,15 +21,20 @@ __all__ = [
     "MAX_PROMPT_LENGTH",
     "already_finished",
     "auth_required",
+    "body_too_large",
     "decode_json",
+    "forbidden",
+    "headers_too_large",
     "invalid_json",
     "invalid_request",
     "job_id_required",
     "job_not_found",
     "method_not_allowed",
     "prompt_too_long",
+    "request_timeout",
     "route_not_found",
     "server_error",
+    "unsupported_media_type",
 ]
 
 #: The documented maximum prompt length, in characters.
@@ -140,3 +145,26 @@ def method_not_allowed(
     return ApiError(
         405, "Method not allowed", f"{method} is not allowed on {path}", headers=allowed
     )
+
+
+def body_too_large(limit: int) -> ApiError:
+    """A request body over ``limit`` bytes, off the prompt routes (those say Prompt too long)."""
+    return ApiError(413, "Payload too large", f"Request bodies are limited to {limit} bytes")
+
+
+def headers_too_large(limit: int) -> ApiError:
+    return ApiError(
+        431, "Request header fields too large", f"Request headers are limited to {limit} bytes"
+    )
+
+
+def request_timeout(seconds: float) -> ApiError:
+    return ApiError(408, "Request timeout", f"The request body stalled for {seconds:g} s")
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "Forbidden", message)
+
+
+def unsupported_media_type(message: str) -> ApiError:
+    return ApiError(415, "Unsupported media type", message)

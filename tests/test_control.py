@@ -279,7 +279,7 @@ def test_reset_forgets_jobs_rules_and_journal_but_keeps_start_rules(clock: Virtu
     with client(make(clock, rules=(boot,)), clock) as http:
         submit(http)
         add_rule(http, {"action": {"delay": {"seconds": 1}}, "match": {"path": "/x"}})
-        assert http.post("/__mock/reset").json() == {"reset": True, "rules": 1}
+        assert http.post("/__mock/reset", json={}).json() == {"reset": True, "rules": 1}
         assert http.get("/__mock/jobs").json()["total"] == 0
         assert [r["id"] for r in http.get("/__mock/rules").json()["rules"]] == ["boot"]
         assert http.get("/__mock/journal").json()["entries"] == []
@@ -292,7 +292,7 @@ def test_control_plane_refuses_non_loopback_callers_without_a_token(
         response = remote.get("/__mock/jobs")
         assert response.status_code == 403
         assert "loopback" in response.json()["message"]
-        assert remote.post("/__mock/reset").status_code == 403
+        assert remote.post("/__mock/reset", json={}).status_code == 403
         assert remote.get("/_health").status_code == 200  # Bankr routes stay open
     with client(app, clock, peer="::1") as local:
         assert local.get("/__mock/jobs").status_code == 200
