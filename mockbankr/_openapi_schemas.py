@@ -13,10 +13,11 @@ import msgspec
 
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
+from mockbankr.money import NETWORK_CHAIN_IDS
 from mockbankr.rules import MAX_PATTERN_LENGTH, RULE_ID_PATTERN, Rule
 from mockbankr.validate import AFTER, DELAY, LATENCY, PROBABILITY, RESPOND_STATUS, TIMES
-from mockbankr.wire import MAX_PROMPT_LENGTH
-from mockbankr.x402 import NETWORK_CHAIN_IDS, PaymentReason
+from mockbankr.wire import MAX_PROMPT_LENGTH, PROMPT_SPACE
+from mockbankr.x402 import PaymentReason
 
 __all__ = [
     "ADDRESS",
@@ -43,6 +44,7 @@ __all__ = [
     "obj",
     "ref",
     "struct_schemas",
+    "tighten",
 ]
 
 Schema = dict[str, Any]
@@ -56,7 +58,13 @@ ISO: Schema = {"type": "string", "format": "date-time"}
 ADDRESS: Schema = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
 ATOMIC: Schema = {"type": "string", "pattern": "^[0-9]+$", "description": "USDC atomic units"}
 USDC: Schema = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]*[1-9])?$"}
-PROMPT: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_LENGTH}
+#: A prompt: not blank (a character other than ASCII white space), 10,000 at most.
+PROMPT: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_PROMPT_LENGTH,
+    "pattern": f"[^{PROMPT_SPACE.encode('unicode_escape').decode()}]",
+}
 TRUE: Schema = {"const": True}
 STATUSES: Schema = {"type": "string", "enum": [status.value for status in JobStatus]}
 
@@ -155,8 +163,16 @@ def job_schemas() -> dict[str, Schema]:
     }
 
 
-def struct_schemas() -> dict[str, Schema]:
-    """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces."""
+def tighten(prop: Schema, **constraints: Any) -> None:
+    """Add constraints to a property, to its non-null alternative if it may be null."""
+    branches = [s for s in prop.get("anyOf", ()) if s != {"type": "null"}]
+    (branches[0] if len(branches) == 1 else prop).update(constraints)
+
+
+def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
+    """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces
+    (and what adding a rule checks: ``categories``, the server's timing categories).
+    """
     _, found = msgspec.json.schema_components(
         [Rule, JobFault, LedgerEntry], ref_template="#/components/schemas/{name}"
     )
@@ -164,27 +180,38 @@ def struct_schemas() -> dict[str, Schema]:
         schema.pop("title", None)
         schema["description"] = schema.get("description", "").split("\n")[0]
     props = {name: schema["properties"] for name, schema in found.items()}
-    # A client should leave an optional key out rather than send null, and a listed rule
-    # never carries one (msgspec omits defaults), so the null alternatives go.
-    for name in ("Rule", "Match", "Action", "JobShape"):
-        for key, value in props[name].items():
-            props[name][key] = next(
-                (s for s in value.get("anyOf", ()) if s != {"type": "null"}), value
-            )
+    # An optional key may be null, which means what leaving it out means; a listed rule
+    # never carries a null (msgspec omits defaults). An action key is never null
+    # (parse_rule refuses it): the one key present is the action.
+    for key, value in props["Action"].items():
+        props["Action"][key] = next(s for s in value["anyOf"] if s != {"type": "null"})
     found["Rule"]["required"] = ["action"]
     found["Action"].update(minProperties=1, maxProperties=1)  # exactly one action
-    # The bounds are the ones rules.parse_rule checks through mockbankr.validate.
-    props["Rule"]["times"].update(TIMES.json_schema(integer=True))
-    props["Rule"]["probability"].update(PROBABILITY.json_schema())
-    props["Rule"]["id"].update(pattern=RULE_ID_PATTERN, maxLength=64)
+    # What parse_rule checks across the keys of a job action.
+    found["JobShape"]["allOf"] = [
+        {
+            "if": {"required": ["error"], "properties": {"error": STR}},
+            "then": {"properties": {"outcome": {"enum": ["failed", None]}}},
+        },
+        {
+            "if": {"required": ["after"], "properties": {"after": NUM}},
+            "then": {"required": ["outcome"], "properties": {"outcome": {"const": "vanish"}}},
+        },
+    ]
+    # The bounds are the ones parse_rule checks, through mockbankr.validate.
+    tighten(props["Rule"]["times"], **TIMES.json_schema(integer=True))
+    tighten(props["Rule"]["probability"], **PROBABILITY.json_schema())
+    tighten(props["Rule"]["id"], pattern=RULE_ID_PATTERN)
     props["Match"]["path"]["description"] = "a glob, e.g. /agent/job/*"
-    props["Match"]["prompt"].update(format="regex", description="a regex, searched")
-    props["Match"]["prompt"].update(maxLength=MAX_PATTERN_LENGTH)
+    tighten(props["Match"]["prompt"], format="regex", maxLength=MAX_PATTERN_LENGTH)
+    props["Match"]["prompt"]["description"] = "a regex, searched"
     props["Respond"]["status"].update(RESPOND_STATUS.json_schema(integer=True))
     props["Delay"]["seconds"].update(DELAY.json_schema())
     props["Hang"]["seconds"].update(DELAY.json_schema())
-    props["JobShape"]["latency"].update(LATENCY.json_schema())
-    props["JobShape"]["after"].update(AFTER.json_schema())
+    tighten(props["JobShape"]["latency"], **LATENCY.json_schema())
+    tighten(props["JobShape"]["after"], **AFTER.json_schema())
+    for name in ("Match", "JobShape"):
+        tighten(props[name]["category"], enum=list(categories))
     listed = copy.deepcopy(found["Rule"])
     listed["properties"]["remaining"] = nullable(COUNT)
     listed.update(required=["action", "id", "remaining"], description="A rule as stored")
@@ -242,6 +269,13 @@ def control_schemas() -> dict[str, Schema]:
             latencyMs={**SECONDS, "description": "wall time to answer"},
             simLatencyMs={**SECONDS, "description": "simulated time to answer (a delay rule)"},
             fault=nullable(STR),
+            userAgent=nullable(STR),
+            promptHash={
+                **nullable(STR),
+                "description": "a hash of a prompt's text, never the text",
+            },
+            retryAfter={**nullable(SECONDS), "description": "an error answer's Retry-After"},
+            jobStatus={**nullable(STR), "description": "the job status a poll answered"},
         ),
         "LedgerSummary": obj(
             count=COUNT,
@@ -263,9 +297,13 @@ def control_schemas() -> dict[str, Schema]:
 def bankr_schemas() -> dict[str, Schema]:
     pending = {"const": JobStatus.PENDING.value}
     return {
-        "PromptRequest": obj(True, prompt=PROMPT, threadId=Opt(STR)),
+        # null, like a missing key, means no thread / no wallet / no XMTP (as an empty id):
+        # what a client that serialises an unset field sends, and what the API accepts.
+        "PromptRequest": obj(True, prompt=PROMPT, threadId=Opt(nullable(STR))),
         "PromptAccepted": obj(success=TRUE, jobId=STR, threadId=STR, status=pending, message=STR),
-        "V2PromptRequest": obj(True, prompt=PROMPT, walletAddress=Opt(STR), xmtp=Opt(BOOL)),
+        "V2PromptRequest": obj(
+            True, prompt=PROMPT, walletAddress=Opt(nullable(STR)), xmtp=Opt(nullable(BOOL))
+        ),
         "V2PromptAccepted": obj(
             success=TRUE,
             jobId=STR,

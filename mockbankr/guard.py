@@ -9,11 +9,12 @@ Before anything else looks at a request, :class:`RequestGuard`
   is buffered, with the documented ``Prompt too long`` 400 on the prompt routes and
   a 413 elsewhere; a body that stops arriving for ``body_timeout`` seconds is a 408.
   Both close the connection, so a stalled or oversized client holds nothing;
-* on ``/__mock/*`` refuses what a browser could be tricked into sending (CSRF and
-  DNS rebinding): a mutating request without ``Content-Type: application/json``
-  (415), an ``Origin`` that is neither loopback nor the server itself (403), and,
-  unless an admin token is configured, a ``Host`` that is not a loopback name or
-  the configured host (403). Requests from the in-process transports
+* on ``/__mock/*``, unless an admin token is configured (then every control call
+  carries a bearer token, which no page of another site can attach), refuses what a
+  browser could be tricked into sending (CSRF and DNS rebinding): a ``POST`` without
+  ``Content-Type: application/json`` (415), an ``Origin`` that is neither loopback
+  nor the server itself (403), and a ``Host`` that is not a loopback name or the
+  configured host (403). Requests from the in-process transports
   (:mod:`mockbankr._asgi`, marked with :data:`IN_PROCESS`) come from no browser and
   skip the ``Host`` check only.
 
@@ -197,7 +198,9 @@ class RequestGuard:
                 content_type = value
         if total > MAX_HEADER_BYTES:
             return wire.headers_too_large(MAX_HEADER_BYTES), None, False
-        if scope["path"].startswith("/__mock"):
+        if scope["path"].startswith("/__mock") and self.admin_token is None:
+            # With an admin token every control call carries a bearer token, which no page
+            # of another site can attach: the token is the guard then.
             return self._check_control(scope, origin, host, content_type), length, chunked
         return None, length, chunked
 
@@ -211,12 +214,7 @@ class RequestGuard:
         host_text = host.decode("latin-1") if host is not None else ""
         host_name = _split_host(host_text)
         in_process = IN_PROCESS in scope.get("extensions", {})
-        if not (
-            self.admin_token is not None
-            or in_process
-            or is_loopback_host(host_name)
-            or host_name == self.configured_host
-        ):
+        if not (in_process or is_loopback_host(host_name) or host_name == self.configured_host):
             return wire.forbidden(
                 f"The control plane answers Host names of loopback or {self.configured_host}"
                 f" only, got {host_text[:80]!r} (a DNS-rebinding guard; --admin-token lifts it)"
