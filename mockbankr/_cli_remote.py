@@ -58,6 +58,8 @@ def call(url: str, token: str | None, method: str, path: str, **kwargs: Any) -> 
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method == "POST" and "json" not in kwargs and "content" not in kwargs:
+        kwargs["json"] = {}  # the control plane takes JSON only (a CSRF guard)
     try:
         response = httpx.request(
             method, url.rstrip("/") + path, headers=headers, timeout=10, **kwargs
