@@ -11,11 +11,13 @@ from typing import Any
 
 import msgspec
 
+from mockbankr.accounts import KeysDocument, Plan
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.money import NETWORK_CHAIN_IDS
 from mockbankr.rules import MAX_PATTERN_LENGTH, RULE_ID_PATTERN, Rule
 from mockbankr.validate import AFTER, DELAY, LATENCY, PROBABILITY, RESPOND_STATUS, TIMES
+from mockbankr.verdicts import CHECKS, THRESHOLD_BOUNDS
 from mockbankr.wire import MAX_PROMPT_LENGTH, PROMPT_SPACE
 from mockbankr.x402 import PaymentReason
 
@@ -138,7 +140,7 @@ def job_schemas() -> dict[str, Schema]:
             processingTime=ms,
             response=STR,
             richData=array(item),
-            transactions=array(item),
+            transactions=Opt(array(item)),
         ),
         "JobFailed": variant(JobStatus.FAILED, startedAt=ISO, completedAt=ISO, error=STR),
         "JobCancelled": variant(JobStatus.CANCELLED, startedAt=Opt(ISO), cancelledAt=ISO),
@@ -174,12 +176,12 @@ def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
     (and what adding a rule checks: ``categories``, the server's timing categories).
     """
     _, found = msgspec.json.schema_components(
-        [Rule, JobFault, LedgerEntry], ref_template="#/components/schemas/{name}"
+        [Rule, JobFault, LedgerEntry, KeysDocument], ref_template="#/components/schemas/{name}"
     )
     for schema in found.values():
         schema.pop("title", None)
         schema["description"] = schema.get("description", "").split("\n")[0]
-    props = {name: schema["properties"] for name, schema in found.items()}
+    props = {name: schema["properties"] for name, schema in found.items() if "properties" in schema}
     # An optional key may be null, which means what leaving it out means; a listed rule
     # never carries a null (msgspec omits defaults). An action key is never null
     # (parse_rule refuses it): the one key present is the action.
@@ -219,7 +221,10 @@ def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
     ledger = found["LedgerEntry"]  # summarize() sends the amount as strings
     ledger["properties"].update(amountAtomic=ATOMIC, amountUsdc=USDC)
     ledger.update(required=[*ledger["required"], "amountUsdc"], additionalProperties=False)
-    return {**found, "RuleListing": listed}
+    listing = copy.deepcopy(found["KeyEntry"])
+    listing["properties"]["dailyLimit"] = nullable(listing["properties"]["dailyLimit"])
+    listing.update(required=sorted(listing["properties"]), description="A key as known now")
+    return {**found, "RuleListing": listed, "KeyListing": listing}
 
 
 def control_schemas() -> dict[str, Schema]:
@@ -248,7 +253,19 @@ def control_schemas() -> dict[str, Schema]:
         extraAtomic=ATOMIC,
         extraUsdc=USDC,
     )
+    account = obj(
+        plan=nullable(enum_of(*Plan)),
+        dailyLimit=nullable({"type": "integer", "minimum": 1}),
+        wallet=Opt(STR),
+        used={**COUNT, "description": "prompts in the account's 24 h window now"},
+    )
+    book = obj(
+        open={"type": "boolean", "description": "any other non-empty key is accepted"},
+        accounts={"type": "object", "additionalProperties": account},
+        keys=array(ref("KeyListing")),
+    )
     return {
+        "KeyBook": book,
         "Clock": obj(
             now=ISO,
             unix=NUM,
@@ -291,7 +308,54 @@ def control_schemas() -> dict[str, Schema]:
             duplicateExtraUsdc=USDC,
             entries=array(ref("LedgerEntry")),
         ),
+        "Verdicts": _verdicts(),
     }
+
+
+def _verdicts() -> Schema:
+    """``GET /__mock/verdicts`` (``verdicts.Report.to_json``)."""
+    evidence = obj(
+        seq={"type": "integer", "minimum": 1},
+        simTime=ISO,
+        method=STR,
+        path=STR,
+        status=COUNT,
+        jobStatus=Opt(STATUSES),
+    )
+    verdict = obj(
+        verdict=enum_of("pass", "fail", "not-exercised"),
+        count=Opt({"type": "integer", "minimum": 1}),
+        evidence=Opt(array(obj(message=STR, entries=array(evidence)))),
+        usdcWasted=Opt(USDC),
+    )
+    client = obj(
+        owner={"type": "string", "description": "a wallet, or an API key's fingerprint"},
+        userAgents=array(STR),
+        requests=COUNT,
+        failed=array(enum_of(*CHECKS)),
+        usdcWasted=USDC,
+        verdicts=obj(**{check: verdict for check in CHECKS}),
+    )
+    window = obj(
+        complete=BOOL,
+        entries=COUNT,
+        dropped=COUNT,
+        since=nullable(ISO),
+        note=nullable(STR),
+        **{"from": nullable(ISO), "to": nullable(ISO)},
+    )
+    limits: dict[str, Schema] = {
+        name: {"type": "integer" if integral else "number", "minimum": low, "maximum": high}
+        for name, (low, high, integral) in THRESHOLD_BOUNDS.items()
+    }
+    return obj(
+        failed=BOOL,
+        now=nullable(ISO),
+        window=window,
+        thresholds=obj(**limits, price_usdc=USDC),
+        unattributed=COUNT,
+        clients=array(client),
+    )
 
 
 def bankr_schemas() -> dict[str, Schema]:
