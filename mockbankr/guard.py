@@ -2,8 +2,8 @@
 
 Before anything else looks at a request, :class:`RequestGuard`
 
-* refuses an ``X-API-Key`` longer than :data:`MAX_API_KEY` (the documented 401) and
-  request headers over :data:`MAX_HEADER_BYTES` in all (431);
+* refuses request headers over :data:`MAX_HEADER_BYTES` in all (431); an
+  ``X-API-Key`` over 256 characters is the 401 of :mod:`mockbankr.accounts`;
 * reads a request body as a stream, counting: a body over :data:`MAX_BODY_BYTES`
   (by its ``Content-Length`` at once, or while it streams) is refused before more
   is buffered, with the documented ``Prompt too long`` 400 on the prompt routes and
@@ -41,7 +41,6 @@ from mockbankr.errors import ApiError
 __all__ = [
     "BODY_TIMEOUT",
     "IN_PROCESS",
-    "MAX_API_KEY",
     "MAX_BODY_BYTES",
     "MAX_HEADER_BYTES",
     "RequestGuard",
@@ -50,8 +49,6 @@ __all__ = [
 
 #: Request bodies above this size are refused while they stream in.
 MAX_BODY_BYTES = 256 * 1024
-#: The longest ``X-API-Key`` accepted; a longer one is a 401.
-MAX_API_KEY = 256
 #: All request header names and values together, at most.
 MAX_HEADER_BYTES = 32 * 1024
 #: Seconds a request body may pause between two chunks before it is a 408.
@@ -182,8 +179,6 @@ class RequestGuard:
         origin = host = content_type = None
         for name, value in scope["headers"]:
             total += len(name) + len(value)
-            if name == b"x-api-key" and len(value) > MAX_API_KEY:
-                return wire.auth_required(), None, False
             if name == b"content-length":
                 if not value.isdigit() or len(value) > 18:
                     return wire.invalid_json("a bad Content-Length"), None, False
