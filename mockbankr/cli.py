@@ -24,6 +24,7 @@ from mockbankr.clock import RealClock, ScaledClock
 from mockbankr.contracts.cli import contracts as contracts_cli
 from mockbankr.control import is_loopback
 from mockbankr.errors import ConfigError
+from mockbankr.experiments.cli import experiment as experiment_cli
 from mockbankr.rules import load_rules_file
 from mockbankr.settings import Settings
 from mockbankr.store import MemoryStore
@@ -220,6 +221,7 @@ main.add_command(ledger)
 main.add_command(rules)
 main.add_command(journal)
 main.add_command(contracts_cli)
+main.add_command(experiment_cli)
 
 
 if __name__ == "__main__":  # pragma: no cover
