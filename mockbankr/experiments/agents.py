@@ -249,20 +249,22 @@ def run_task_sync(
     agent: AgentIdentity,
     prompt: str,
     *,
-    http: httpx.Client,
+    transport: httpx.BaseTransport,
     base_url: str,
     clock: Any,
 ) -> None:
-    """The same task, blocking (for Locust's gevent users)."""
+    """The same task, blocking (for Locust's gevent users), over ``transport``."""
     if isinstance(policy, NaivePolicy):
-        _drive_sync(naive_task(policy, agent.auth, base_url, prompt, clock.now), http, clock)
+        with httpx.Client(transport=transport) as http:
+            op = naive_task(policy, agent.auth, base_url, prompt, clock.now)
+            _drive_sync(op, http, clock)
         return
     client = BankrClient(
         base_url,
         auth=agent.auth,
         timeout=policy.request_timeout_s,
         retry=retry_policy(policy),
-        transport=http._transport,
+        transport=transport,
         clock=clock,
         rng=agent.rng,
     )

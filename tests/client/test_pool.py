@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 import pytest
-
 from bankr_client import ConfigError, GatedTransport, pooled_transport
 
 

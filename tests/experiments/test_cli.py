@@ -48,7 +48,8 @@ def test_run_writes_results_jobs_and_report(tmp_path: Path) -> None:
         assert len(jobs) == policy["metrics"]["jobs_created"] >= 4
     assert (out / "report.html").read_text().startswith("<!DOCTYPE html>")
     # The summary table names each policy and metric.
-    assert "USDC wasted" in result.output and "naive" in result.output
+    assert "USDC wasted" in result.output
+    assert "naive" in result.output
 
 
 def test_an_unknown_key_fails_the_command_naming_it(tmp_path: Path) -> None:
@@ -73,4 +74,5 @@ def test_without_matplotlib_it_says_what_to_install(
         main, ["experiment", "run", str(file), "--out", str(tmp_path), "--no-report"]
     )
     assert result.exit_code == 0, result.output
-    assert (tmp_path / "results.json").exists() and not (tmp_path / "report.html").exists()
+    assert (tmp_path / "results.json").exists()
+    assert not (tmp_path / "report.html").exists()
