@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from bench import client, instructions, memory, poll, rules, x402
+from bench import client, experiment, instructions, memory, poll, rules, x402
 from bench.figures import BenchError, Benchmark, Figure
 
 __all__ = ["BENCHMARKS", "main"]
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "rules": rules.run,
     "instructions": instructions.run,
     "x402": x402.run,
+    "experiment": experiment.run,
 }
 
 logger = logging.getLogger("bench")

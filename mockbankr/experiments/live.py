@@ -78,12 +78,14 @@ async def run_live(
     async with _control(url, admin_token) as control:
         await _clock(control)
         for policy in spec.policies:
+            # The journal's sequence goes on through a reset: the run's first request is
+            # the one after the newest entry now.
+            first = await last_seq(control) + 1
             (await control.post("/__mock/reset")).raise_for_status()
             for i, rule in enumerate(spec.faults):
                 response = await control.post("/__mock/rules", json=rule)
                 if response.status_code != 201:
                     raise ConfigError(f"the server refused faults[{i}]: {response.text[:300]}")
-            first = await last_seq(control) + 1
             clock_json = await _clock(control)
             t0 = float(clock_json["unix"])
             clock = ScaledClock(float(clock_json.get("speed") or 1.0), start=t0)

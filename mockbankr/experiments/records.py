@@ -150,16 +150,22 @@ async def last_seq(http: httpx.AsyncClient) -> int:
 
 
 async def records_from_server(
-    http: httpx.AsyncClient, *, t0: float | None = None, first_seq: int = 1
+    http: httpx.AsyncClient, *, t0: float | None = None, first_seq: int | None = None
 ) -> Records:
     """The records of a running server, read through ``/__mock``.
 
     ``t0`` is the run's start in the server's unix seconds (default: its first job or
-    request); ``first_seq`` the journal sequence number of the run's first request.
+    request); ``first_seq`` the journal sequence number of the run's first request
+    (default: the journal's oldest entry, unless the journal is full: then it may have
+    dropped older ones, and the coverage says so).
     """
     clock = (await http.get("/__mock/clock")).raise_for_status().json()
     journal = (await http.get("/__mock/journal")).raise_for_status().json()
-    entries = [_entry(raw) for raw in journal["entries"] if int(raw["seq"]) >= first_seq]
+    kept = journal["entries"]
+    if first_seq is None:
+        full = len(kept) >= int(journal.get("size", 0))
+        first_seq = 1 if full or not kept else int(kept[0]["seq"])
+    entries = [_entry(raw) for raw in kept if int(raw["seq"]) >= first_seq]
     jobs_raw: list[dict[str, Any]] = []
     while len(jobs_raw) < MAX_JOBS:
         page = (
