@@ -29,10 +29,10 @@ from pathlib import Path
 import httpx
 
 from bench.figures import BenchError, Figure, at_least, at_most, info
-from mockbankr.experiments import load_experiment, parse_experiment, run_experiment
+from mockbankr.experiments import load_experiment, parse_experiment
 from mockbankr.experiments.live import run_live
 from mockbankr.experiments.plan import plan_tasks
-from mockbankr.experiments.runner import run_policy
+from mockbankr.experiments.runner import run_experiment, run_policy
 from mockbankr.testing import MockbankrEnv
 from mockbankr.timing import load_timing
 

@@ -19,15 +19,16 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from mockbankr import wire
-from mockbankr.agent_api import AgentApi, StatusPoll
+from mockbankr._http import StatusPoll
+from mockbankr.agent_api import AgentApi
 from mockbankr.clock import Clock
 from mockbankr.control import ControlApi
 from mockbankr.core import Simulator
-from mockbankr.errors import ApiError
+from mockbankr.errors import ApiError, MockbankrError
 from mockbankr.journal import Journal
 from mockbankr.limits import DailyLimit
 from mockbankr.openapi import openapi_endpoint
-from mockbankr.rules import RuleSet
+from mockbankr.rules import RuleSet, check_categories
 from mockbankr.settings import Settings
 from mockbankr.steering import ConnectionDropped, SteeringMiddleware
 from mockbankr.store import JobStore
@@ -92,13 +93,19 @@ def build_routes(
         _route("/__mock/reset", POST=c(control.reset)),
         _route("/__mock/jobs/{job_id}", GET=c(control.get_job)),
         _route("/__mock/jobs/{job_id}/outcome", POST=c(control.force_outcome)),
-        _route("/__mock/rules/{rule_id}", DELETE=c(control.delete_rule)),
+        _route("/__mock/rules/{rule_id}", GET=c(control.get_rule), DELETE=c(control.delete_rule)),
     ]
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
+
+
+async def _domain_error(request: Request, exc: Exception) -> Response:
+    # A domain error of the core: its wire form comes from the one table.
+    assert isinstance(exc, MockbankrError)
+    return await _api_error(request, wire.api_error(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -139,8 +146,16 @@ def create_app(
     ``clock``); a live server passes a wall clock, because the official SDK signs
     its payments with the real time however fast simulated time runs. The simulator
     is reachable as ``app.state.simulator``.
+
+    Raises :class:`~mockbankr.errors.FixtureError` when a rule of ``settings.rules``
+    names a category the timing table does not have.
     """
     table = table or load_timing(settings.fixtures)
+    check_categories(
+        settings.rules,
+        table.categories,
+        source=str(settings.rules_file) if settings.rules_file else "Settings.rules",
+    )
     sim = Simulator(table, clock=clock, rng=rng, store=store)
     limit = DailyLimit(settings.daily_limit) if settings.daily_limit else None
     agent = AgentApi(sim, api_keys=settings.api_keys, limit=limit)
@@ -154,12 +169,12 @@ def create_app(
     control = ControlApi(
         sim, rules, journal, admin_token=settings.admin_token, reset_hooks=[clear_limits]
     )
+    v2 = V2Api(sim, settings.payment, payment_clock=payment_clock or clock)
     app = Starlette(
-        routes=build_routes(
-            sim, agent, V2Api(sim, settings.payment, payment_clock=payment_clock or clock), control
-        ),
+        routes=build_routes(sim, agent, v2, control),
         exception_handlers={
             ApiError: _api_error,
+            **dict.fromkeys(wire.DOMAIN_ERRORS, _domain_error),
             HTTPException: _http_error,
             Exception: _server_error,
         },
@@ -170,6 +185,8 @@ def create_app(
         journal=journal,
         clock=clock,
         table=table,
+        identify_key=agent.identify,
+        identify_wallet=v2.identify,
         log_requests=settings.log_requests,
     )
     app.router.redirect_slashes = False  # "/_health/" is a 404 in the wire shape, not a 307

@@ -15,14 +15,14 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mockbankr.agent_api import read_json_object
+from mockbankr._http import read_json_object
 from mockbankr.clock import MAX_TIME, ScaledClock, VirtualClock, iso
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, ConfigError
-from mockbankr.jobs import FOREVER, JobRecord, JobStatus, forced, job_body, status_of
+from mockbankr.jobs import FOREVER, JobRecord, JobStatus, job_body, status_of
 from mockbankr.journal import Journal
 from mockbankr.ledger import summarize
-from mockbankr.rules import RuleSet, parse_rule
+from mockbankr.rules import RuleSet, parse_rule, unknown_categories
 from mockbankr.wire import JSONResponse
 
 __all__ = ["ControlApi", "is_loopback"]
@@ -148,7 +148,7 @@ class ControlApi:
         return JSONResponse(self._clock_json())
 
     async def set_clock(self, request: Request) -> Response:
-        data = await read_json_object(request, prompt=False)
+        data = await read_json_object(request)
         unknown = set(data) - {"advance", "speed", "now"}
         if unknown or not data:
             raise _bad("expected one or more of advance (seconds), speed, now (unix seconds)")
@@ -225,22 +225,15 @@ class ControlApi:
             }
         )
 
-    async def _job(self, request: Request) -> JobRecord:
-        job_id = request.path_params["job_id"]
-        job = await self.sim.store.get(job_id)
-        if job is None:
-            raise ApiError(404, "Job not found", f"No job found with ID {job_id}")
-        return job
-
     async def get_job(self, request: Request) -> Response:
-        job = await self._job(request)
+        job = await self.sim.inspect(request.path_params["job_id"])
         now = self.sim.clock.now()
         return JSONResponse(
             {**self._job_json(job, now), "body": job_body(job, self.sim.table[job.category], now)}
         )
 
     async def force_outcome(self, request: Request) -> Response:
-        data = await read_json_object(request, prompt=False)
+        data = await read_json_object(request)
         unknown = set(data) - {"outcome", "error", "finish_in"}
         if unknown:
             raise _bad(f"unknown key {sorted(unknown)[0]!r}; use outcome, error, finish_in")
@@ -254,24 +247,10 @@ class ControlApi:
             raise _bad("give an outcome, a finish_in (seconds from now), or both")
         if finish_in is not None and not 0 <= finish_in <= MAX_TIME - self.sim.clock.now():
             raise _bad(f"finish_in must be >= 0 seconds and end before {iso(MAX_TIME)}")
-        while True:
-            job = await self._job(request)
-            now = self.sim.clock.now()
-            result = forced(
-                job,
-                now,
-                outcome=outcome,
-                error=error,
-                finish_at=None if finish_in is None else now + finish_in,
-            )
-            if isinstance(result, JobStatus):
-                raise ApiError(
-                    409,
-                    f"Job already {result.value}",
-                    "Only a job that has not finished can be steered",
-                )
-            if await self.sim.store.replace(job, result):
-                return JSONResponse(self._job_json(result, now))
+        job, now = await self.sim.force(
+            request.path_params["job_id"], outcome=outcome, error=error, finish_in=finish_in
+        )
+        return JSONResponse(self._job_json(job, now))
 
     # -- rules ----------------------------------------------------------------
 
@@ -279,21 +258,26 @@ class ControlApi:
         return JSONResponse({"rules": self.rules.listing()})
 
     async def add_rule(self, request: Request) -> Response:
-        data = await read_json_object(request, prompt=False)
+        data = await read_json_object(request)
         try:
             rule = parse_rule(data)
         except ConfigError as exc:
             raise _bad(str(exc)) from exc
-        for category in (rule.match.category, rule.action.job and rule.action.job.category):
-            if category and category not in self.sim.table.categories:
-                known = ", ".join(self.sim.table.categories)
-                raise _bad(f"unknown category {category!r} (known: {known})")
+        for _, unknown in unknown_categories(rule, self.sim.table.categories):
+            raise _bad(str(unknown))
         try:
             rule_id = self.rules.add(rule)
-        except ConfigError as exc:
-            raise _bad(str(exc)) from exc
+        except ConfigError as exc:  # the id is taken: a conflict with the rules there are
+            raise ApiError(409, "Rule exists", str(exc)) from exc
         listed = next(r for r in self.rules.listing() if r["id"] == rule_id)
         return JSONResponse(listed, status_code=201)
+
+    async def get_rule(self, request: Request) -> Response:
+        rule_id = request.path_params["rule_id"]
+        listed = next((r for r in self.rules.listing() if r["id"] == rule_id), None)
+        if listed is None:
+            raise ApiError(404, "Rule not found", f"No rule with id {rule_id}")
+        return JSONResponse(listed)
 
     async def delete_rule(self, request: Request) -> Response:
         rule_id = request.path_params["rule_id"]

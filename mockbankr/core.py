@@ -1,19 +1,22 @@
-"""The simulator's core: submit, read and cancel jobs, shared by both API flavours.
+"""The simulator's core: submit, read, cancel and steer jobs, shared by both API flavours.
 
-The core knows owners (an API key or a wallet), not HTTP. Each API flavour maps
-requests to these calls and the results to its own JSON.
+The core knows owners (an API key or a wallet), not HTTP. It raises the domain
+errors of :mod:`mockbankr.errors` (:class:`~mockbankr.errors.JobNotFound`, ...);
+each API flavour maps requests to these calls and the results to its own JSON,
+and the app's edge maps the errors to the wire (:data:`mockbankr.wire.DOMAIN_ERRORS`).
 """
 
 from __future__ import annotations
 
 import random
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import msgspec
 
-from mockbankr import wire
 from mockbankr.clock import Clock
+from mockbankr.errors import JobFinished, JobIdCollision, JobNotFound, UnknownCategory
 from mockbankr.jobs import (
     FOREVER,
     JobFault,
@@ -21,6 +24,7 @@ from mockbankr.jobs import (
     JobStatus,
     body_changes_at,
     cancelled,
+    forced,
     job_body,
     status_of,
 )
@@ -85,7 +89,7 @@ class Simulator:
         """
         job = await self.new_job(prompt, owner=owner, thread_id=thread_id, shape=shape)
         if not await self.store.add(job):
-            raise wire.server_error("job id collision")  # pragma: no cover - a race
+            raise JobIdCollision(job.id)  # pragma: no cover - a race
         return job
 
     async def new_job(
@@ -103,7 +107,7 @@ class Simulator:
         category = self.table.classify(prompt)
         if shape is not None and shape.category is not None:
             if shape.category not in self.table.categories:
-                raise wire.invalid_json(f"unknown category {shape.category!r} in a job rule")
+                raise UnknownCategory(shape.category, known=tuple(self.table.categories))
             category = shape.category
         sample = self.table[category].sample(rng)
         job_id = _random_id(rng, "job_")
@@ -127,10 +131,17 @@ class Simulator:
         )
 
     async def get(self, job_id: str, *, owner: str) -> JobRecord:
-        """The caller's job; a missing, foreign or vanished job is the same 404."""
+        """The caller's job; a missing, foreign or vanished job is the same :class:`JobNotFound`."""
         job = await self.store.get(job_id)
         if job is None or job.owner != owner or self._vanished(job):
-            raise wire.job_not_found(job_id)
+            raise JobNotFound(job_id)
+        return job
+
+    async def inspect(self, job_id: str) -> JobRecord:
+        """Any owner's job, vanished or not (for the control plane), or :class:`JobNotFound`."""
+        job = await self.store.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
         return job
 
     def _vanished(self, job: JobRecord) -> bool:
@@ -165,19 +176,56 @@ class Simulator:
         return encoded
 
     async def cancel(self, job_id: str, *, owner: str) -> JobRecord:
-        """Cancel a pending or processing job (idempotent for a cancelled one).
+        """Cancel the caller's pending or processing job (idempotent for a cancelled one).
 
-        Raises the documented 400 for a completed or failed job, and 404 for a
-        missing or foreign one. The change is a compare-and-set, so a cancel
-        racing another change is retried on the fresh record.
+        Raises :class:`JobFinished` for a completed or failed job, and
+        :class:`JobNotFound` for a missing or foreign one.
+        """
+        job, _ = await self._change(job_id, owner, cancelled, "cancel")
+        return job
+
+    async def force(
+        self,
+        job_id: str,
+        *,
+        outcome: Literal["completed", "failed"] | None = None,
+        error: str | None = None,
+        finish_in: float | None = None,
+    ) -> tuple[JobRecord, float]:
+        """Force any owner's unfinished job to an ``outcome`` and/or to finish
+        ``finish_in`` seconds from now (the control plane's steering).
+
+        Returns the new record and the simulated instant it was made at. Raises
+        :class:`JobFinished` for a finished job, :class:`JobNotFound` for a missing one.
+        """
+
+        def change(job: JobRecord, now: float) -> JobRecord | JobStatus:
+            finish_at = None if finish_in is None else now + finish_in
+            return forced(job, now, outcome=outcome, error=error, finish_at=finish_at)
+
+        return await self._change(job_id, None, change, "steer")
+
+    async def _change(
+        self,
+        job_id: str,
+        owner: str | None,
+        change: Callable[[JobRecord, float], JobRecord | JobStatus],
+        action: Literal["cancel", "steer"],
+    ) -> tuple[JobRecord, float]:
+        """The one compare-and-set path of every change to a stored job.
+
+        ``change`` gives the new record, or the status that forbids the change.
+        A change that raced another one is retried on the fresh record. ``owner``
+        ``None`` is the control plane, which sees every job.
         """
         while True:
-            job = await self.get(job_id, owner=owner)
-            result = cancelled(job, self.clock.now())
+            job = await (self.inspect(job_id) if owner is None else self.get(job_id, owner=owner))
+            now = self.clock.now()
+            result = change(job, now)
             if isinstance(result, JobStatus):
-                raise wire.already_finished(job_id, result.value)
+                raise JobFinished(job_id, result.value, action=action)
             if result is job or await self.store.replace(job, result):
-                return result
+                return result, now
 
     def body(self, job: JobRecord) -> dict[str, Any]:
         """The job's status body now."""

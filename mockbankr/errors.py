@@ -7,27 +7,42 @@
     │   └── FixtureError                a fixture file (timing table, rules) is invalid
     ├── ApiError                        an answer in the real API's error shape;
     │                                   the app turns it into {"error", "message", ...}
+    ├── JobError                        a job request the core refuses (``job_id``)
+    │   ├── JobNotFound                 no such job for this owner (or it vanished)
+    │   ├── JobFinished                 cancelling or steering a finished job (``status``)
+    │   └── JobIdCollision              a fresh job id is taken (a store race)
+    ├── UnknownCategory (ValueError)    a job shape names no timing category (``category``)
+    ├── DailyLimitExceeded              an owner's prompts for the day are used up
     ├── PaymentRejected                 an X-PAYMENT header was refused (``reason``)
     ├── JobAuthError                    signed /v2/job headers name no wallet (``reason``)
     └── ContractError (ValueError)      a contract file is invalid, or cannot be run
 
-Every error body the server sends is built from an :class:`ApiError`, in
+The core (clock, timing, jobs, store, ledger, rules, limits, the simulator) raises
+the domain errors and knows no HTTP. One table at the app's edge
+(:data:`mockbankr.wire.DOMAIN_ERRORS`) maps each to the documented wire error, an
+:class:`ApiError`; every error body the server sends is built from one, in
 :mod:`mockbankr.wire`, so the wire shape lives in one place.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 __all__ = [
     "ApiError",
     "ConfigError",
     "ContractError",
+    "DailyLimitExceeded",
     "FixtureError",
     "JobAuthError",
+    "JobError",
+    "JobFinished",
+    "JobIdCollision",
+    "JobNotFound",
     "MockbankrError",
     "PaymentRejected",
+    "UnknownCategory",
 ]
 
 
@@ -91,6 +106,83 @@ class ApiError(MockbankrError):
         return {"error": self.error, "message": self.message, **self.extra}
 
 
+class JobError(MockbankrError):
+    """The core refused a request about one job; ``job_id`` names it."""
+
+    def __init__(self, job_id: str, message: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class JobNotFound(JobError):
+    """No job with this id belongs to the caller (missing, foreign or vanished alike).
+
+    Example::
+
+        try:
+            await sim.get("job_X", owner="key:bk_1")
+        except JobNotFound as exc:
+            exc.job_id  # "job_X"
+    """
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id, f"no job {job_id}")
+
+
+class JobFinished(JobError):
+    """A finished job cannot be changed: ``action`` (``"cancel"`` or ``"steer"``) was
+    refused because the job is ``status`` (``"completed"`` or ``"failed"``).
+
+    Example::
+
+        JobFinished("job_1", "completed", action="cancel")
+    """
+
+    def __init__(self, job_id: str, status: str, *, action: Literal["cancel", "steer"]) -> None:
+        super().__init__(job_id, f"cannot {action} job {job_id}: it is already {status}")
+        self.status = status
+        self.action = action
+
+
+class JobIdCollision(JobError):
+    """A freshly drawn job id was stored by someone else first (a store race)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(job_id, f"job id collision on {job_id}")
+
+
+class UnknownCategory(MockbankrError, ValueError):
+    """A job shape or a rule names a category the timing table does not have.
+
+    Example::
+
+        UnknownCategory("teleport", known=("price", "swap"))
+    """
+
+    def __init__(self, category: str, *, known: tuple[str, ...]) -> None:
+        super().__init__(f"unknown category {category!r} (known: {', '.join(known)})")
+        self.category = category
+        self.known = known
+
+
+class DailyLimitExceeded(MockbankrError):
+    """An owner has sent ``limit`` prompts in its current 24-hour window.
+
+    ``used`` is the count so far, ``reset_at`` (unix seconds) when the window closes.
+
+    Example::
+
+        DailyLimitExceeded("key:bk_1", limit=100, used=100, reset_at=1_764_486_400.0)
+    """
+
+    def __init__(self, owner: str, *, limit: int, used: int, reset_at: float) -> None:
+        super().__init__(f"{owner} has used {used} of {limit} prompts until {reset_at}")
+        self.owner = owner
+        self.limit = limit
+        self.used = used
+        self.reset_at = reset_at
+
+
 class _ReasonedError(MockbankrError):
     """An error carrying a machine-readable ``reason`` and a human ``detail``."""
 
@@ -117,7 +209,7 @@ class PaymentRejected(_ReasonedError):
 class JobAuthError(_ReasonedError):
     """Signed ``/v2/job/*`` headers authenticate no wallet.
 
-    ``reason`` is a :class:`~mockbankr.x402.JobAuthReason`, ``detail`` prose.
+    ``reason`` is a :class:`~mockbankr.job_auth.JobAuthReason`, ``detail`` prose.
 
     Example::
 

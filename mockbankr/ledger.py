@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
-from mockbankr.x402 import atomic_to_usdc
+from mockbankr.money import atomic_to_usdc
 
 __all__ = ["JOB_STATUSES", "LedgerEntry", "summarize"]
 

@@ -8,8 +8,7 @@ official clients poll a job to its end after the last allowed prompt).
 
 from __future__ import annotations
 
-from mockbankr.clock import iso
-from mockbankr.errors import ApiError
+from mockbankr.errors import DailyLimitExceeded
 
 __all__ = ["DAY", "DailyLimit"]
 
@@ -22,7 +21,7 @@ class DailyLimit:
     Example::
 
         limit = DailyLimit(100)
-        limit.take("key:bk_1", now)   # raises the documented 429 when over
+        limit.take("key:bk_1", now)   # raises DailyLimitExceeded when over
     """
 
     def __init__(self, limit: int) -> None:
@@ -30,19 +29,13 @@ class DailyLimit:
         self._windows: dict[str, tuple[float, int]] = {}
 
     def take(self, owner: str, now: float) -> None:
-        """Count one message, or raise the documented 429 (nothing is counted then)."""
+        """Count one message, or raise :class:`~mockbankr.errors.DailyLimitExceeded`
+        (the documented 429 on the wire; nothing is counted then)."""
         start, used = self._windows.get(owner, (now, 0))
         if now >= start + DAY:
             start, used = now, 0
         if used >= self.limit:
-            reset = start + DAY
-            raise ApiError(
-                429,
-                "Daily limit exceeded",
-                f"You have reached your daily API limit of {self.limit} messages. Upgrade to"
-                f" Bankr Club for 1000 messages/day. Resets at {iso(reset)}",
-                extra={"resetAt": round(reset * 1000), "limit": self.limit, "used": used},
-            )
+            raise DailyLimitExceeded(owner, limit=self.limit, used=used, reset_at=start + DAY)
         self._windows[owner] = (start, used + 1)
 
     def clear(self) -> None:

@@ -24,13 +24,13 @@ import fnmatch
 import random
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import msgspec
 
-from mockbankr.errors import ConfigError, FixtureError
+from mockbankr.errors import ConfigError, FixtureError, UnknownCategory
 
 __all__ = [
     "Action",
@@ -38,11 +38,14 @@ __all__ = [
     "JobShape",
     "Match",
     "PROMPT_PATHS",
+    "RULE_ID_PATTERN",
     "Request",
     "Rule",
     "RuleSet",
+    "check_categories",
     "load_rules_file",
     "parse_rule",
+    "unknown_categories",
 ]
 
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 field name
@@ -59,6 +62,12 @@ DIRECTIVE_HEADERS = frozenset(
     {b"x-mockbankr-fault", b"x-mockbankr-outcome", b"x-mockbankr-latency"}
 )
 _DIRECTIVES = frozenset(name.decode() for name in DIRECTIVE_HEADERS)
+
+#: A rule id: a letter or digit, then up to 63 letters, digits, ``.``, ``_``, ``~`` or ``-``.
+#: Every such id is one path segment (never ``.`` or ``..``, never a ``/``), so
+#: ``DELETE /__mock/rules/{id}`` reaches every rule. The OpenAPI document says the same.
+RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"
+_RULE_ID = re.compile(RULE_ID_PATTERN)
 
 #: How long a ``hang`` lasts at most, in simulated seconds, unless it says otherwise.
 HANG_CAP = 3600.0
@@ -153,6 +162,10 @@ class Request(msgspec.Struct, frozen=True):
 
 def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
     """Validate one rule; raise :class:`ConfigError` naming the offending key."""
+    action = raw.get("action") if isinstance(raw, dict) else None
+    if isinstance(action, dict) and (nulls := sorted(k for k, v in action.items() if v is None)):
+        # Not "no action": the one key of an action is the action, so it needs a value.
+        raise ConfigError(f"{where}: action.{nulls[0]} is null; an action is an object")
     try:
         rule = msgspec.convert(raw, Rule)
     except msgspec.ValidationError as exc:
@@ -162,6 +175,11 @@ def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
         raise ConfigError(
             f"{where}: action needs exactly one of {', '.join(Action.__struct_fields__)}"
             f" (got {', '.join(kinds) or 'none'})"
+        )
+    if rule.id is not None and not _RULE_ID.fullmatch(rule.id):
+        raise ConfigError(
+            f"{where}: id must be a letter or digit, then at most 63 letters, digits, '.', '_',"
+            f" '~' or '-', got {rule.id[:80]!r}"
         )
     if rule.times is not None and rule.times < 1:
         raise ConfigError(f"{where}: times must be >= 1, got {rule.times}")
@@ -217,8 +235,46 @@ def load_rules_file(path: Path) -> list[Rule]:
         try:
             out.append(parse_rule(item, where=f"rules[{i}]"))
         except ConfigError as exc:
-            raise FixtureError(str(exc), path=str(path), key=f"rules[{i}]") from exc
+            message = str(exc).removeprefix(f"rules[{i}]: ")  # the key is given apart
+            raise FixtureError(message, path=str(path), key=f"rules[{i}]") from exc
     return out
+
+
+def unknown_categories(
+    rule: Rule, categories: Collection[str]
+) -> list[tuple[str, UnknownCategory]]:
+    """The keys of ``rule`` that name a category outside ``categories``, with the error.
+
+    Example::
+
+        unknown_categories(rule, table.categories)  # [("match.category", UnknownCategory(...))]
+    """
+    known = tuple(categories)
+    job = rule.action.job
+    named = (
+        ("match.category", rule.match.category),
+        ("action.job.category", job.category if job is not None else None),
+    )
+    return [
+        (key, UnknownCategory(category, known=known))
+        for key, category in named
+        if category is not None and category not in categories
+    ]
+
+
+def check_categories(rules: Sequence[Rule], categories: Collection[str], *, source: str) -> None:
+    """Refuse rules naming a category the timing table lacks, before any request.
+
+    Raises :class:`~mockbankr.errors.FixtureError` naming ``source`` (the rules
+    file), the rule and the key.
+
+    Example::
+
+        check_categories(load_rules_file(path), table.categories, source=str(path))
+    """
+    for i, rule in enumerate(rules):
+        for key, error in unknown_categories(rule, categories):
+            raise FixtureError(str(error), path=source, key=f"rules[{i}].{key}") from error
 
 
 def _literal_prefix(glob: str) -> str:
@@ -308,9 +364,12 @@ class RuleSet:
 
     def add(self, rule: Rule) -> str:
         """Append a rule and return its id (given, or ``r1``, ``r2`` ...)."""
+        taken = {c.rule.id for c in self._rules}
+        if rule.id in taken:
+            raise ConfigError(f"a rule with id {rule.id!r} exists already")
+        while rule.id is None and f"r{self._next_id}" in taken:  # a given id took it
+            self._next_id += 1
         rule_id = rule.id or f"r{self._next_id}"
-        if any(c.rule.id == rule_id for c in self._rules):
-            raise ConfigError(f"a rule with id {rule_id!r} exists already")
         self._next_id += 1
         self._rules.append(_Compiled(msgspec.structs.replace(rule, id=rule_id)))
         self._refresh()

@@ -11,8 +11,8 @@ import math
 from pathlib import Path
 
 from mockbankr.errors import ConfigError
+from mockbankr.money import PaymentTerms
 from mockbankr.rules import Rule
-from mockbankr.x402 import PaymentTerms
 
 __all__ = ["Settings"]
 
@@ -46,6 +46,8 @@ class Settings:
     daily_limit: int | None = None
     #: Fault rules the server starts with (and returns to on reset).
     rules: tuple[Rule, ...] = ()
+    #: The file ``rules`` were read from, named when one of them is refused.
+    rules_file: Path | None = None
     #: What ``/v2/prompt`` charges and to whom (never settled).
     payment: PaymentTerms = dataclasses.field(default_factory=PaymentTerms)
 

@@ -2,25 +2,30 @@
 
 It wraps the Bankr routes (never ``/__mock/*``). For each request it picks an
 action from the ``X-Mockbankr-*`` headers or else from the :class:`RuleSet`,
-carries it out, and records the request in the :class:`Journal`. A ``job``
-action is handed to the prompt handler through ``scope["state"]["job_shape"]``.
+carries it out, and records the request in the :class:`Journal`. What the
+request learns travels in its :class:`~mockbankr.context.RequestContext`: a
+``job`` action goes down to the prompt handler as ``shape``, the owner and job
+id come back up for the journal. Who the caller is comes from the flavours'
+``identify`` functions.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import email.utils
 import logging
 import operator
-from collections.abc import Awaitable
+import re
+import sys
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockbankr.clock import Clock, iso, perf_seconds
+from mockbankr.context import CONTEXT_KEY, RequestContext
 from mockbankr.errors import ConfigError, MockbankrError
-from mockbankr.journal import Journal
+from mockbankr.journal import Journal, prompt_key
 from mockbankr.rules import (
     DIRECTIVE_HEADERS,
     PROMPT_PATHS,
@@ -32,7 +37,7 @@ from mockbankr.rules import (
 from mockbankr.timing import TimingTable
 from mockbankr.wire import decode_json
 
-__all__ = ["ConnectionDropped", "SteeringMiddleware"]
+__all__ = ["ConnectionDropped", "SteeringMiddleware", "retry_after_seconds"]
 
 logger = logging.getLogger("mockbankr")
 
@@ -48,28 +53,49 @@ class ConnectionDropped(MockbankrError):
     """
 
 
-class _Authorization(msgspec.Struct):
-    from_: str = msgspec.field(name="from")
+#: A flavour's answer to who the caller of a request claims to be (unverified).
+Identify = Callable[[Scope], str | None]
 
 
-class _Payload(msgspec.Struct):
-    authorization: _Authorization
+#: The longest Retry-After the journal keeps (a day); longer ones are cut to it.
+MAX_RETRY_AFTER = 86_400.0
+#: Delta-seconds (fractions tolerated): ASCII digits only, so "²" or "1e308" are no number.
+_DELTA_SECONDS = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,6})?")
+#: The longest User-Agent the journal keeps (longer ones are cut).
+MAX_USER_AGENT = 200
 
 
-class _PaymentPeek(msgspec.Struct):
-    payload: _Payload
+def retry_after_seconds(headers: Iterable[tuple[bytes, bytes]], now: float) -> float | None:
+    """The seconds a raw header list's ``Retry-After`` asks for, or ``None``.
+
+    Delta-seconds or an HTTP date (read against ``now``, simulated unix seconds);
+    anything else is ignored. The result is within ``0..MAX_RETRY_AFTER``.
+
+    Example::
+
+        retry_after_seconds([(b"retry-after", b"7")], now=0.0)  # 7.0
+    """
+    for name, value in headers:
+        if name.lower() != b"retry-after":
+            continue
+        text = value[:64].decode("latin-1").strip()
+        if _DELTA_SECONDS.fullmatch(text):
+            seconds = float(text)
+        else:
+            try:
+                seconds = email.utils.parsedate_to_datetime(text).timestamp() - now
+            except (TypeError, ValueError, IndexError, OverflowError):
+                return None
+        return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    return None
 
 
-def _payer(x_payment: str | None) -> str | None:
-    # The payer named in an X-PAYMENT header, unverified: only used for matching.
-    # Typed decoding stops at the first wrong level, so hostile nesting is cheap.
-    if not x_payment:
-        return None
-    try:
-        peek = msgspec.json.decode(base64.b64decode(x_payment), type=_PaymentPeek)
-    except (binascii.Error, msgspec.DecodeError, ValueError):
-        return None
-    return peek.payload.authorization.from_
+def _user_agent(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"user-agent":
+            # Interned: a client sends the same one every time, the journal keeps one copy.
+            return sys.intern(value[:MAX_USER_AGENT].decode("latin-1"))
+    return None
 
 
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
@@ -86,7 +112,8 @@ class SteeringMiddleware:
     Example::
 
         app = SteeringMiddleware(app, rules=RuleSet(rng), journal=Journal(10_000),
-                                 clock=clock, table=table)
+                                 clock=clock, table=table, identify_key=agent.identify,
+                                 identify_wallet=v2.identify)
     """
 
     #: Whether to look for directives and rules at all. Only the rules benchmark's
@@ -101,9 +128,13 @@ class SteeringMiddleware:
         journal: Journal,
         clock: Clock,
         table: TimingTable,
+        identify_key: Identify,
+        identify_wallet: Identify,
         log_requests: bool = False,
     ) -> None:
         self.app = app
+        self.identify_key = identify_key
+        self.identify_wallet = identify_wallet
         self.log_requests = log_requests
         self.rules = rules
         self.journal = journal
@@ -116,17 +147,19 @@ class SteeringMiddleware:
             return
         started = perf_seconds()
         arrived = self.clock.now()
-        state: dict[str, Any] = scope.setdefault("state", {})
+        ctx = scope[CONTEXT_KEY] = RequestContext()
         status = 0
+        retry_after: float | None = None
 
         def recording_send(message: Message) -> Awaitable[None]:
             # A plain function handing back send's awaitable: no extra coroutine per message.
-            nonlocal status
+            nonlocal status, retry_after
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if status >= 400:  # only errors are looked at, so the hot path pays nothing
+                    retry_after = retry_after_seconds(message.get("headers", ()), self.clock.now())
             return send(message)
 
-        fault: str | None = None
         try:
             # A C-level look for a directive among the header names, then the rules'
             # cheapest test. Most requests stop here.
@@ -142,18 +175,45 @@ class SteeringMiddleware:
             try:
                 action, receive = await self._choose(scope, receive, text)
             except ConfigError as exc:
-                fault = "directive"
+                ctx.fault = "directive"
                 body = {"error": "Invalid request", "message": str(exc)}
                 await _send_json(recording_send, 400, body, {})
                 return
-            fault = action.kind if action is not None else None
-            await self._run(action, scope, receive, recording_send, state)
+            if action is not None:
+                ctx.fault = action.kind
+                if (
+                    action.job is None
+                    and ctx.prompt_hash is None
+                    and scope["method"] == "POST"
+                    and scope["path"] in PROMPT_PATHS
+                ):
+                    # The app may not see this prompt: note which it was, for the verdicts.
+                    prompt, receive = await self._peek_prompt(receive)
+                    if prompt is not None:
+                        ctx.prompt_hash = prompt_key(prompt)
+            await self._run(action, scope, receive, recording_send, ctx)
         except ConnectionDropped:
             status = 0  # the client got no answer, whatever was started
             raise
         finally:
+            owner = ctx.owner
+            if owner is None:  # not authenticated: note who the caller claims to be
+                owner = self.identify_key(scope) or self.identify_wallet(scope)
             self.journal.record(
-                scope, state, status, arrived, self.clock.now(), started, perf_seconds(), fault
+                scope["method"],
+                scope["path"],
+                status,
+                owner,
+                ctx.job_id,
+                arrived,
+                self.clock.now(),
+                started,
+                perf_seconds(),
+                ctx.fault,
+                user_agent=_user_agent(scope),
+                prompt_hash=ctx.prompt_hash,
+                retry_after=retry_after,
+                job_status=ctx.job_status,
             )
             if self.log_requests:
                 entry = self.journal.last()
@@ -171,11 +231,7 @@ class SteeringMiddleware:
                 )
 
     def _could_match(self, scope: Scope) -> bool:
-        key = None
-        for name, value in scope["headers"]:
-            if name == b"x-api-key":
-                key = value.decode("latin-1")  # the last one wins, as in the header map
-        return self.rules.could_match(scope["method"], key, scope["path"])
+        return self.rules.could_match(scope["method"], self.identify_key(scope), scope["path"])
 
     async def _choose(
         self, scope: Scope, receive: Receive, headers: dict[str, str]
@@ -190,8 +246,8 @@ class SteeringMiddleware:
         request = Request(
             method=method,
             path=scope["path"],
-            key=headers.get("x-api-key"),
-            wallet=headers.get("wallet-address") or _payer(headers.get("x-payment")),
+            key=self.identify_key(scope),
+            wallet=self.identify_wallet(scope),
             prompt=prompt,
             category=self.table.classify(prompt) if prompt is not None else None,
         )
@@ -228,7 +284,7 @@ class SteeringMiddleware:
         scope: Scope,
         receive: Receive,
         send: Send,
-        state: dict[str, Any],
+        ctx: RequestContext,
     ) -> None:
         if action is None:
             await self.app(scope, receive, send)
@@ -270,5 +326,5 @@ class SteeringMiddleware:
             )
             await send({"type": "http.response.body", "body": _MALFORMED})
         else:
-            state["job_shape"] = action.job
+            ctx.shape = action.job
             await self.app(scope, receive, send)

@@ -19,28 +19,30 @@ signs with that clock.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from mockbankr import wire
-from mockbankr.agent_api import read_json_object
+from mockbankr._http import read_prompt_object, valid_prompt
 from mockbankr.clock import Clock
+from mockbankr.context import RequestContext, context_of
 from mockbankr.core import Simulator
-from mockbankr.errors import ApiError
+from mockbankr.errors import ApiError, JobAuthError, PaymentRejected
+from mockbankr.job_auth import verify_job_signature
 from mockbankr.jobs import cancel_body
+from mockbankr.journal import prompt_key
 from mockbankr.ledger import LedgerEntry
+from mockbankr.money import PaymentTerms
 from mockbankr.x402 import (
-    JobAuthError,
     PaymentReason,
-    PaymentRejected,
-    PaymentTerms,
     challenge_body,
+    claimed_payer,
     payment_response_header,
     transaction_hash,
-    verify_job_signature,
     verify_payment,
 )
 
@@ -51,11 +53,7 @@ PROMPT_ACCEPTED = "Prompt submitted successfully. Use the jobId to check status.
 
 def parse_v2_prompt_body(data: dict[str, Any]) -> str:
     """Validate ``{prompt, walletAddress?, xmtp?}`` like the API-key prompt; the prompt."""
-    prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise wire.invalid_request()
-    if len(prompt) > wire.MAX_PROMPT_LENGTH:
-        raise wire.prompt_too_long()
+    prompt = valid_prompt(data)
     wallet = data.get("walletAddress")
     if wallet is not None and not isinstance(wallet, str):
         raise wire.invalid_json("walletAddress must be a string")
@@ -89,17 +87,17 @@ class V2Api:
         header = request.headers.get("x-payment")
         if not header:
             raise self._refuse(request, "X-PAYMENT header is required", "Payment required")
-        prompt = parse_v2_prompt_body(await read_json_object(request))
+        prompt = parse_v2_prompt_body(await read_prompt_object(request))
+        context_of(request.scope).prompt_hash = prompt_key(prompt)
         now = self._sim.clock.now()
         try:
             paid = verify_payment(header, self._terms, self._payment_clock.now())
         except PaymentRejected as exc:
             raise self._refuse(request, exc.reason, exc.detail) from exc
         owner = "wallet:" + paid.payer
-        request.state.owner = paid.payer
-        job = await self._sim.new_job(
-            prompt, owner=owner, shape=request.scope.get("state", {}).get("job_shape")
-        )
+        ctx = context_of(request.scope)
+        ctx.owner = paid.payer
+        job = await self._sim.new_job(prompt, owner=owner, shape=ctx.shape)
         entry = LedgerEntry(
             payer=paid.payer,
             amount_atomic=paid.value,  # what the transfer would move: overpaying costs more
@@ -115,7 +113,7 @@ class V2Api:
             raise self._refuse(
                 request, PaymentReason.NONCE_REUSED, "this authorization's nonce was used before"
             )
-        request.state.job_id = job.id
+        ctx.job_id = job.id
         return wire.JSONResponse(
             {
                 "success": True,
@@ -128,23 +126,43 @@ class V2Api:
             headers={"X-PAYMENT-RESPONSE": payment_response_header(paid)},
         )
 
+    @staticmethod
+    def identify(scope: Scope) -> str | None:
+        """Who the caller claims to be: the ``wallet-address`` of a signed job request,
+        else the payer an ``X-PAYMENT`` names; unverified.
+
+        The steering rules and the journal use this claim; :meth:`authenticate`
+        (and the payment check of :meth:`prompt`) verify it by its signature.
+        """
+        payment = None
+        for name, value in scope["headers"]:
+            if name == b"wallet-address" and value:
+                wallet: str = value.decode("latin-1")
+                return wallet
+            if name == b"x-payment" and payment is None:
+                payment = value.decode("latin-1")
+        return claimed_payer(payment)
+
     def authenticate(
-        self, headers: Headers, state: dict[str, Any], job_id: str, action: str = "status"
+        self,
+        scope: Scope,
+        ctx: RequestContext,
+        job_id: str,
+        action: Literal["status", "cancel"] = "status",
     ) -> str:
-        """The owner id of the wallet that signed this job request, or a 401."""
-        state["job_id"] = job_id
+        """The owner id of the wallet that signed this job request, or a 401.
+
+        The signature must be the claimed wallet's (:meth:`identify`).
+        """
+        ctx.job_id = job_id
         try:
-            wallet = verify_job_signature(
-                headers, job_id, "cancel" if action == "cancel" else "status"
-            )
+            wallet = verify_job_signature(Headers(scope=scope), job_id, action)
         except JobAuthError as exc:
             raise ApiError(401, "Authentication required", f"{exc.reason}: {exc.detail}") from exc
-        state["owner"] = wallet
+        ctx.owner = wallet
         return "wallet:" + wallet
 
     async def cancel(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
-        owner = self.authenticate(
-            request.headers, request.scope.setdefault("state", {}), job_id, "cancel"
-        )
+        owner = self.authenticate(request.scope, context_of(request.scope), job_id, "cancel")
         return wire.JSONResponse(cancel_body(await self._sim.cancel(job_id, owner=owner)))

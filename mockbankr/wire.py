@@ -1,32 +1,49 @@
 """The Bankr wire format, built in one place: JSON encoding, timestamps and error bodies.
 
-Error texts and status codes are the documented ones (``spec/bankr-wire.md``
+Error texts and status codes are the documented ones (``docs/wire.md``
 sections 1.3-1.5). Handlers raise the :class:`~mockbankr.errors.ApiError` these
-functions return; no handler writes an error body by hand.
+functions return; no handler writes an error body by hand. The core raises
+domain errors instead, and :data:`DOMAIN_ERRORS` is the one table that maps
+each to its wire error, at the app's edge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any, Final
 
 import msgspec
 from starlette.responses import Response
 
-from mockbankr.errors import ApiError
+from mockbankr.clock import iso
+from mockbankr.errors import (
+    ApiError,
+    DailyLimitExceeded,
+    JobFinished,
+    JobIdCollision,
+    JobNotFound,
+    MockbankrError,
+    UnknownCategory,
+)
 
 __all__ = [
+    "DOMAIN_ERRORS",
     "JSONResponse",
     "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
+    "PROMPT_SPACE",
     "already_finished",
+    "api_error",
     "auth_required",
+    "daily_limit_exceeded",
     "decode_json",
     "invalid_json",
     "invalid_request",
     "job_id_required",
     "job_not_found",
     "method_not_allowed",
+    "not_steerable",
     "prompt_too_long",
     "route_not_found",
     "server_error",
@@ -34,6 +51,10 @@ __all__ = [
 
 #: The documented maximum prompt length, in characters.
 MAX_PROMPT_LENGTH = 10_000
+
+#: A prompt of only these (ASCII white space) is no prompt: the documented 400. The same
+#: set in the OpenAPI pattern, since Python's and ECMAScript's ``\s`` differ.
+PROMPT_SPACE = " \t\n\v\f\r"
 
 _encoder = msgspec.json.Encoder()
 
@@ -140,3 +161,55 @@ def method_not_allowed(
     return ApiError(
         405, "Method not allowed", f"{method} is not allowed on {path}", headers=allowed
     )
+
+
+def not_steerable(status: str) -> ApiError:
+    """Forcing the outcome of a finished job, on the control plane."""
+    return ApiError(409, f"Job already {status}", "Only a job that has not finished can be steered")
+
+
+def daily_limit_exceeded(limit: int, used: int, reset_at: float) -> ApiError:
+    """The documented 429 of the daily message limit."""
+    return ApiError(
+        429,
+        "Daily limit exceeded",
+        f"You have reached your daily API limit of {limit} messages. Upgrade to"
+        f" Bankr Club for 1000 messages/day. Resets at {iso(reset_at)}",
+        extra={"resetAt": round(reset_at * 1000), "limit": limit, "used": used},
+    )
+
+
+def _job_finished(exc: JobFinished) -> ApiError:
+    if exc.action == "cancel":
+        return already_finished(exc.job_id, exc.status)
+    return not_steerable(exc.status)
+
+
+DOMAIN_ERRORS: Final[Mapping[type[MockbankrError], Callable[[Any], ApiError]]] = MappingProxyType(
+    {
+        JobNotFound: lambda exc: job_not_found(exc.job_id),
+        JobFinished: _job_finished,
+        JobIdCollision: lambda exc: server_error("job id collision"),
+        UnknownCategory: lambda exc: invalid_json(
+            f"unknown category {exc.category!r} in a job rule"
+        ),
+        DailyLimitExceeded: lambda exc: daily_limit_exceeded(exc.limit, exc.used, exc.reset_at),
+    }
+)
+"""Each domain error the core raises, and how it answers on the wire: the one table."""
+
+
+def api_error(exc: MockbankrError) -> ApiError:
+    """The wire error of a domain error (by the first of its classes in :data:`DOMAIN_ERRORS`).
+
+    Raises ``KeyError`` for a domain error that has no wire form: a bug.
+
+    Example::
+
+        api_error(JobNotFound("job_X")).body()["message"] == "No job found with ID job_X"
+    """
+    for cls in type(exc).__mro__:
+        answer = DOMAIN_ERRORS.get(cls)
+        if answer is not None:
+            return answer(exc)
+    raise KeyError(f"no wire error for {type(exc).__name__}")

@@ -1,4 +1,7 @@
-"""The server side of x402 v1 for ``POST /v2/prompt``, and EIP-191 job auth for ``/v2/job/*``.
+"""The server side of x402 v1 for ``POST /v2/prompt``: the challenge and payment verification.
+
+What a prompt costs lives in :mod:`mockbankr.money`; the EIP-191 signatures of
+``/v2/job/*`` requests in :mod:`mockbankr.job_auth`.
 
 Pure logic: no I/O, no clock, no randomness. Time arrives as ``now`` (simulated
 unix seconds). Payments are verified by recovering the EIP-712
@@ -23,53 +26,31 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Context, Decimal, InvalidOperation
 from enum import StrEnum
-from types import MappingProxyType
-from typing import Annotated, Any, Final, Literal
+from typing import Annotated, Any, Final
 
 import msgspec
 from eth_account import Account
-from eth_account.messages import encode_defunct, encode_typed_data
+from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from mockbankr.errors import ConfigError, JobAuthError, PaymentRejected
+from mockbankr.errors import PaymentRejected
+from mockbankr.money import NETWORK_CHAIN_IDS, UINT256_LIMIT, PaymentTerms
 
 __all__ = [
-    "DEFAULT_PAY_TO",
-    "JobAuthError",
-    "JobAuthReason",
     "MAX_HEADER_CHARS",
-    "NETWORK_CHAIN_IDS",
     "PaymentReason",
-    "PaymentRejected",
-    "PaymentTerms",
-    "USDC_BASE",
-    "USDC_DECIMALS",
     "VerifiedPayment",
-    "atomic_to_usdc",
     "challenge_body",
+    "claimed_payer",
     "payment_response_header",
     "transaction_hash",
-    "usdc_to_atomic",
-    "verify_job_signature",
     "verify_payment",
 ]
 
-USDC_BASE: Final = "0x833589fCD6eDb6E08f4c7C32D4f71b54bdA02913"
-"""USDC on Base mainnet (checksummed, as x402-fetch string-compares it)."""
-USDC_DECIMALS: Final = 6
-NETWORK_CHAIN_IDS: Final[Mapping[str, int]] = MappingProxyType(
-    {"base": 8453, "base-sepolia": 84532}
-)
-"""x402 v1 network names this mock can take payment on, with their EIP-155 chain ids."""
-DEFAULT_PAY_TO: Final = "0x000000000000000000000000000000000000dEaD"
-"""The well-known burn address: obviously not a real merchant, and nothing is ever settled."""
 MAX_HEADER_CHARS: Final = 8192
 """Longer X-PAYMENT headers are refused unread (a real one is about 600 characters)."""
 
@@ -94,27 +75,7 @@ class PaymentReason(StrEnum):
     NONCE_REUSED = "invalid_exact_evm_nonce_already_used"  # checked by the store, not here
 
 
-class JobAuthReason(StrEnum):
-    """Why the signed headers of a ``/v2/job/*`` request were refused.
-
-    Example::
-
-        JobAuthReason.SIGNER_MISMATCH == "signer_mismatch"
-    """
-
-    MISSING_WALLET_ADDRESS = "missing_wallet_address"  # no wallet-address header
-    MISSING_SIGNATURE = "missing_signature"  # no x-signature header
-    MISSING_MESSAGE = "missing_message"  # no x-message header
-    INVALID_WALLET_ADDRESS = "invalid_wallet_address"  # not 0x + 40 hex
-    MESSAGE_MISMATCH = "message_mismatch"  # not exactly the text for this job and action
-    INVALID_SIGNATURE = "invalid_signature"  # not 0x + 130 hex, or not a valid signature
-    SIGNER_MISMATCH = "signer_mismatch"  # signed by a wallet other than wallet-address
-
-
 _SCHEME: Final = "exact"
-_UINT256_LIMIT: Final = 2**256
-_HEX_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
-_HEX_SIGNATURE_65 = re.compile(r"0x[0-9a-fA-F]{130}")
 _ABSOLUTE_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
 _TRANSFER_TYPES: Final = {
     name: [{"name": n, "type": t} for n, t in fields]
@@ -135,98 +96,6 @@ _TRANSFER_TYPES: Final = {
         ],
     }.items()
 }
-_JOB_MESSAGES: Final = {"status": "Get job status for {}", "cancel": "Cancel job {}"}
-
-
-def _checksummed(value: str, what: str) -> str:
-    if not isinstance(value, str) or not _HEX_ADDRESS.fullmatch(value):
-        raise ConfigError(f"{what} must be a 0x-prefixed 20-byte hex address, got {value!r}")
-    checksummed: str = to_checksum_address(value)
-    body = value[2:]
-    if body != body.lower() and body != body.upper() and value != checksummed:
-        raise ConfigError(
-            f"{what} has a wrong EIP-55 checksum: {value!r} (did you mean {checksummed}?)"
-        )
-    return checksummed
-
-
-@dataclass(frozen=True)
-class PaymentTerms:
-    """What ``/v2/prompt`` charges, and where the (never settled) money would go.
-
-    Addresses are normalised to their EIP-55 checksummed form; a mixed-case
-    address with a wrong checksum, a negative price, an unknown network or a
-    non-positive timeout raises :class:`~mockbankr.errors.ConfigError`.
-    ``token_name``/``token_version`` are the asset's EIP-712 domain, sent as
-    ``extra`` (Base USDC: ``"USD Coin"``/``"2"``; Base Sepolia USDC is ``"USDC"``).
-
-    Example::
-
-        terms = PaymentTerms(price_atomic=usdc_to_atomic("0.25"))
-    """
-
-    price_atomic: int = 100_000
-    pay_to: str = DEFAULT_PAY_TO
-    asset: str = USDC_BASE
-    network: str = "base"
-    max_timeout_seconds: int = 60
-    description: str = "Bankr agent prompt (mockbankr: simulated payment, never settled)"
-    mime_type: str = "application/json"
-    token_name: str = "USD Coin"
-    token_version: str = "2"
-
-    def __post_init__(self) -> None:
-        if type(self.price_atomic) is not int or self.price_atomic < 0:
-            raise ConfigError(f"price_atomic must be an int >= 0, got {self.price_atomic!r}")
-        if self.price_atomic >= _UINT256_LIMIT:
-            raise ConfigError("price_atomic does not fit in a uint256")
-        if self.network not in NETWORK_CHAIN_IDS:
-            raise ConfigError(
-                f"network must be one of {sorted(NETWORK_CHAIN_IDS)}, got {self.network!r}"
-            )
-        if type(self.max_timeout_seconds) is not int or self.max_timeout_seconds <= 0:
-            raise ConfigError(
-                f"max_timeout_seconds must be an int > 0, got {self.max_timeout_seconds!r}"
-            )
-        object.__setattr__(self, "pay_to", _checksummed(self.pay_to, "pay_to"))
-        object.__setattr__(self, "asset", _checksummed(self.asset, "asset"))
-
-
-def usdc_to_atomic(amount: Decimal | str) -> int:
-    """Convert a USDC amount to atomic units (6 decimals), refusing sub-atomic precision.
-
-    Example::
-
-        usdc_to_atomic("0.10")  # 100000
-    """
-    try:
-        value = Decimal(amount)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ConfigError(f"not a decimal USDC amount: {amount!r}") from None
-    if not value.is_finite() or value < 0 or value.adjusted() > 80:
-        raise ConfigError(f"a USDC amount must be finite, >= 0 and fit a uint256: {amount!r}")
-    # Exact: scaleb only moves the exponent, so the coefficient's digits always fit.
-    atomic = value.scaleb(USDC_DECIMALS, Context(prec=len(value.as_tuple().digits) + 1))
-    if atomic != atomic.to_integral_value():
-        raise ConfigError(f"{amount!r} has more than {USDC_DECIMALS} decimal places")
-    if atomic >= _UINT256_LIMIT:
-        raise ConfigError(f"a USDC amount must be finite, >= 0 and fit a uint256: {amount!r}")
-    return int(atomic)
-
-
-def atomic_to_usdc(atomic: int) -> str:
-    """Format atomic units as the shortest exact decimal USDC string, never in exponent form.
-
-    Example::
-
-        [atomic_to_usdc(n) for n in (100000, 1, 2 * 10**6)]  # ["0.1", "0.000001", "2"]
-    """
-    if type(atomic) is not int or atomic < 0:
-        raise ValueError(f"atomic units must be an int >= 0, got {atomic!r}")
-    whole, frac = divmod(atomic, 10**USDC_DECIMALS)
-    if not frac:
-        return str(whole)
-    return f"{whole}.{frac:0{USDC_DECIMALS}d}".rstrip("0")
 
 
 def challenge_body(
@@ -312,7 +181,7 @@ class _ExactEvmPayload(msgspec.Struct):
 
 def _uint256(text: str, name: str) -> int:
     number = int(text)
-    if number >= _UINT256_LIMIT:
+    if number >= UINT256_LIMIT:
         raise PaymentRejected(PaymentReason.INVALID_PAYLOAD, f"{name} does not fit in a uint256")
     return number
 
@@ -441,49 +310,33 @@ def payment_response_header(verified: VerifiedPayment, network: str | None = Non
     return base64.b64encode(msgspec.json.encode(body)).decode("ascii")
 
 
-@functools.lru_cache(maxsize=4096)
-def _personal_signer(message: str, signature: str) -> str:
-    # Memoised: viem signs deterministically (RFC 6979) and the SDK re-sends the
-    # same three headers on every poll, so each distinct signature is recovered once.
-    try:
-        signer: str = Account.recover_message(encode_defunct(text=message), signature=signature)
-    except Exception:  # eth-keys raises BadSignature, ValueError or ValidationError
-        return ""
-    return signer
+class _PeekAuthorization(msgspec.Struct):
+    from_: str = msgspec.field(name="from")
 
 
-def verify_job_signature(
-    headers: Mapping[str, str], job_id: str, action: Literal["status", "cancel"]
-) -> str:
-    """Authenticate a ``/v2/job/{id}`` request; return the checksummed signing wallet.
+class _PeekPayload(msgspec.Struct):
+    authorization: _PeekAuthorization
 
-    Reads ``wallet-address``, ``x-signature`` and ``x-message`` (names in any
-    case). Whether that wallet owns the job is the caller's check.
+
+class _PaymentPeek(msgspec.Struct):
+    payload: _PeekPayload
+
+
+def claimed_payer(header: str | None) -> str | None:
+    """The payer an X-PAYMENT header names, *unverified*, or ``None``.
+
+    For telling who a caller claims to be (rule matching, the journal) before,
+    or without, paying the cost of :func:`verify_payment`. Typed decoding stops
+    at the first wrong level, so hostile nesting is cheap.
 
     Example::
 
-        owner = verify_job_signature(request.headers, job_id, "status")
+        claimed_payer(request.headers.get("x-payment"))  # "0xAbc..." or None
     """
-    lowered = {name.lower(): value for name, value in headers.items()}
-    wallet = lowered.get("wallet-address")
-    signature = lowered.get("x-signature")
-    message = lowered.get("x-message")
-    if not wallet:
-        raise JobAuthError(JobAuthReason.MISSING_WALLET_ADDRESS, "wallet-address header needed")
-    if not signature:
-        raise JobAuthError(JobAuthReason.MISSING_SIGNATURE, "x-signature header needed")
-    if not message:
-        raise JobAuthError(JobAuthReason.MISSING_MESSAGE, "x-message header needed")
-    if not _HEX_ADDRESS.fullmatch(wallet):
-        raise JobAuthError(JobAuthReason.INVALID_WALLET_ADDRESS, f"not an address: {wallet!r}")
-    expected = _JOB_MESSAGES[action].format(job_id)
-    if message != expected:
-        raise JobAuthError(JobAuthReason.MESSAGE_MISMATCH, f"x-message must be {expected!r}")
-    if not _HEX_SIGNATURE_65.fullmatch(signature):
-        raise JobAuthError(JobAuthReason.INVALID_SIGNATURE, "x-signature: not 65 bytes of hex")
-    signer = _personal_signer(message, signature.lower())
-    if not signer:
-        raise JobAuthError(JobAuthReason.INVALID_SIGNATURE, "x-signature does not recover")
-    if signer.lower() != wallet.lower():
-        raise JobAuthError(JobAuthReason.SIGNER_MISMATCH, f"signed by {signer}, not {wallet}")
-    return signer
+    if not header or len(header) > MAX_HEADER_CHARS:
+        return None
+    try:
+        peek = msgspec.json.decode(base64.b64decode(header), type=_PaymentPeek)
+    except (binascii.Error, msgspec.DecodeError, ValueError):
+        return None
+    return peek.payload.authorization.from_

@@ -1,4 +1,4 @@
-"""The API-key flavour against spec/bankr-wire.md section 1, through HTTP in-process."""
+"""The API-key flavour against docs/wire.md section 1, through HTTP in-process."""
 
 from __future__ import annotations
 
@@ -381,3 +381,21 @@ def test_hostile_nesting_is_a_400_not_a_crash(http: httpx.Client, body: bytes) -
 
 def test_brackets_inside_the_prompt_text_are_fine(http: httpx.Client) -> None:
     submit(http, "[" * 5000 + "{" * 4000)
+
+
+def test_rules_the_journal_and_authentication_agree_on_who_sent_two_keys(
+    app: Any, clock: VirtualClock
+) -> None:
+    # One identity per request: the first X-API-Key, whoever asks.
+    rule = {"match": {"key": "bk_second"}, "action": {"respond": {"status": 503}}}
+    with httpx.Client(
+        transport=SyncClockTransport(app, clock), base_url="http://mockbankr.local"
+    ) as http:
+        assert http.post("/__mock/rules", json=rule).status_code == 201
+        both = [("X-API-Key", "bk_first"), ("X-API-Key", "bk_second")]
+        response = http.post("/agent/prompt", json={"prompt": PRICE}, headers=both)
+        assert response.status_code == 202, response.text
+        job_id = response.json()["jobId"]
+        assert http.get(f"/agent/job/{job_id}", headers={"X-API-Key": "bk_first"}).is_success
+        (entry,) = http.get("/__mock/journal", params={"method": "POST"}).json()["entries"]
+    assert (entry["owner"], entry["jobId"]) == ("bk_first", job_id)

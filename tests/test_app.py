@@ -9,7 +9,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.routing import Route
 
-from mockbankr import MemoryStore, Settings, VirtualClock, create_app
+from mockbankr import FixtureError, MemoryStore, Settings, VirtualClock, create_app, parse_rule
 
 
 def routes(app: Starlette) -> list[Route]:
@@ -103,3 +103,10 @@ def test_an_oversized_control_body_is_a_plain_400(http: httpx.Client) -> None:
     assert response.json()["message"].endswith("(over 256 KiB)")
     empty = http.post("/__mock/rules", content=b"")
     assert empty.json()["message"].endswith("(the body is empty)")
+
+
+def test_rules_with_an_unknown_category_refuse_to_build_an_app(clock: VirtualClock) -> None:
+    rule = parse_rule({"match": {"category": "teleport"}, "action": {"drop": {}}})
+    with pytest.raises(FixtureError) as info:
+        create_app(Settings(rules=(rule,)), clock=clock, rng=random.Random(1), store=MemoryStore())
+    assert (info.value.path, info.value.key) == ("Settings.rules", "rules[0].match.category")

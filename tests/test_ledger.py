@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry, summarize
-from mockbankr.x402 import USDC_BASE, transaction_hash
+from mockbankr.money import USDC_BASE
+from mockbankr.x402 import transaction_hash
 
 ALICE = "0xaAaAaAaaAaAaAaaAaAAAAAAAAaaaAaAaAaaAaaAa"
 BOB = "0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB"

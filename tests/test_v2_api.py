@@ -32,8 +32,9 @@ from hypothesis import strategies as st
 
 from mockbankr import MemoryStore, Settings, VirtualClock, create_app
 from mockbankr.clock import DEFAULT_EPOCH
+from mockbankr.money import PaymentTerms, usdc_to_atomic
 from mockbankr.testing import AsyncClockTransport, SyncClockTransport
-from mockbankr.x402 import PaymentReason, PaymentTerms, usdc_to_atomic
+from mockbankr.x402 import PaymentReason
 from tests.conftest import KEY
 
 R = PaymentReason
@@ -828,3 +829,38 @@ def test_one_header_sent_concurrently_pays_exactly_once(
     assert summary["count"] == total == 1 + others
     assert summary["totalAtomic"] == str(100_000 * (1 + others))
     assert [e["nonce"] for e in summary["entries"]].count("0x" + "07" * 32) == 1
+
+
+def test_the_journal_names_the_wallet_of_each_request_verified_or_claimed(
+    web: tuple[httpx.Client, VirtualClock],
+) -> None:
+    http, clock = web
+    job_id = paid(http, clock, ALICE)
+    assert poll(http, job_id, ALICE).status_code == 200
+    expired = header_for(http, clock, BOB, valid_before=math.floor(clock.now()) - 1)
+    assert send(http, expired).status_code == 402
+    assert poll(http, job_id, BOB).status_code == 404  # signed, but not the owner
+
+    entries = http.get("/__mock/journal", params={"path": "/v2/*"}).json()["entries"]
+    seen = [(e["method"], e["status"], e["owner"], e["jobId"]) for e in entries]
+    assert seen == [
+        ("POST", 402, None, None),  # the challenge: no payment, nobody claimed
+        ("POST", 202, ALICE.address, job_id),
+        ("GET", 200, ALICE.address, job_id),
+        ("POST", 402, None, None),  # the challenge header_for asked for
+        ("POST", 402, BOB.address, None),  # refused, but it names its payer
+        ("GET", 404, BOB.address, job_id),
+    ]
+
+
+def test_a_wallet_rule_matches_the_payer_a_payment_claims_before_verifying_it(
+    web: tuple[httpx.Client, VirtualClock],
+) -> None:
+    http, clock = web
+    rule = {
+        "match": {"wallet": BOB.address.lower(), "path": "/v2/prompt"},
+        "action": {"respond": {"status": 503, "body": {"error": "down", "message": "bob"}}},
+    }
+    assert http.post("/__mock/rules", json=rule).status_code == 201
+    assert send(http, header_for(http, clock, BOB)).status_code == 503
+    assert send(http, header_for(http, clock, ALICE)).status_code == 202

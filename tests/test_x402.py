@@ -1,4 +1,4 @@
-"""x402 v1 challenge, X-PAYMENT verification, settlement header and EIP-191 job auth.
+"""x402 v1 challenge, X-PAYMENT verification and the settlement header.
 
 The two ``REAL_*`` vectors were produced once by the official JS stack (Node 20, viem 2,
 x402-fetch 1.2.0 from ``.peer/node_modules``): ``wrapFetchWithPayment`` was given a fake
@@ -6,7 +6,6 @@ x402-fetch 1.2.0 from ``.peer/node_modules``): ``wrapFetchWithPayment`` was give
 the retried request's X-PAYMENT, with ``Date.now`` pinned to ``REAL_NOW_MS`` and
 ``crypto.getRandomValues`` filling bytes 0..31. x402-fetch zod-validates the challenge
 before paying, so the vector also proves the challenge passes ``PaymentRequirementsSchema``.
-The job signatures are viem ``account.signMessage`` outputs for the same key.
 """
 
 from __future__ import annotations
@@ -15,32 +14,30 @@ import base64
 import json
 import re
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import pytest
-from _x402_signing import make_payment_header, sign_job_headers
+from _x402_signing import make_payment_header
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockbankr.errors import ConfigError, MockbankrError
-from mockbankr.x402 import (
+from mockbankr.errors import MockbankrError, PaymentRejected
+from mockbankr.money import (
     DEFAULT_PAY_TO,
-    MAX_HEADER_CHARS,
     USDC_BASE,
-    JobAuthError,
-    JobAuthReason,
-    PaymentReason,
-    PaymentRejected,
     PaymentTerms,
-    atomic_to_usdc,
+    usdc_to_atomic,
+)
+from mockbankr.x402 import (
+    MAX_HEADER_CHARS,
+    PaymentReason,
     challenge_body,
+    claimed_payer,
     payment_response_header,
     transaction_hash,
-    usdc_to_atomic,
-    verify_job_signature,
     verify_payment,
 )
 
@@ -57,16 +54,6 @@ REAL_X402_FETCH_HEADER = (
     "InZhbGlkQWZ0ZXIiOiIxNzY0Mzk5NDAwIiwidmFsaWRCZWZvcmUiOiIxNzY0NDAwMDYwIiwibm9uY2UiOiIweDAwMDEw"
     "MjAzMDQwNTA2MDcwODA5MGEwYjBjMGQwZTBmMTAxMTEyMTMxNDE1MTYxNzE4MTkxYTFiMWMxZDFlMWYifX19"
 )
-REAL_JOB_ID = "job_ABC123DEF456"
-REAL_STATUS_SIGNATURE = (
-    "0xd588389dc6e34e3d10927e5536b22f222cecead61def356b3b59d94e54166b72"
-    "5eabe5536366762da4088d2186f0cc6432cbffdcebb26ee38023b919df7e47111b"
-)
-REAL_CANCEL_SIGNATURE = (
-    "0xedf5f68ff8208768b3a6d61d90aa5b81935e0bc03fb88c51559f064c3a791e09"
-    "2349e2b1101a5f13039288fe8b5ddb360f59d93b0fadd56a7b3d6e61192b34b31c"
-)
-
 NOW = 1_764_400_000.5
 TERMS = PaymentTerms()
 REQ: dict[str, Any] = challenge_body(TERMS, RESOURCE)["accepts"][0]
@@ -484,60 +471,6 @@ def test_challenge_body_needs_an_absolute_http_url(url: str) -> None:
         challenge_body(TERMS, url)
 
 
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"price_atomic": -1}, "price_atomic"),
-        ({"price_atomic": 2**256}, "uint256"),
-        ({"pay_to": "0x1234"}, "pay_to"),
-        ({"pay_to": "0x000000000000000000000000000000000000DeaD"}, "checksum"),
-        ({"asset": "USDC"}, "asset"),
-        ({"network": "ethereum"}, "network"),
-        ({"max_timeout_seconds": 0}, "max_timeout_seconds"),
-    ],
-)
-def test_payment_terms_refuse_bad_values(kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
-        PaymentTerms(**kwargs)
-
-
-def test_payment_terms_checksum_their_addresses() -> None:
-    terms = PaymentTerms(pay_to=DEFAULT_PAY_TO.lower(), asset=USDC_BASE.upper().replace("0X", "0x"))
-    assert (terms.pay_to, terms.asset) == (DEFAULT_PAY_TO, USDC_BASE)
-    assert isinstance(ConfigError("x"), ValueError)
-
-
-@pytest.mark.parametrize(
-    ("usdc", "atomic", "text"),
-    [
-        ("0.10", 100_000, "0.1"),
-        ("0", 0, "0"),
-        ("1", 1_000_000, "1"),
-        ("0.000001", 1, "0.000001"),
-        ("12.5", 12_500_000, "12.5"),
-        ("1e2", 100_000_000, "100"),
-        ("1234567.654321", 1_234_567_654_321, "1234567.654321"),
-    ],
-)
-def test_usdc_conversions(usdc: str, atomic: int, text: str) -> None:
-    assert usdc_to_atomic(usdc) == atomic
-    assert atomic_to_usdc(atomic) == text
-
-
-@pytest.mark.parametrize(
-    "bad",
-    ["0.0000001", "-0.1", "NaN", "Infinity", "ten", "", "1e999999999", str(2**256 // 10**6 + 1)],
-)
-def test_usdc_to_atomic_refuses_bad_amounts(bad: str) -> None:
-    with pytest.raises(ConfigError):
-        usdc_to_atomic(bad)
-
-
-@given(st.integers(min_value=0, max_value=2**256 - 1))
-def test_atomic_usdc_round_trip(atomic: int) -> None:
-    assert usdc_to_atomic(atomic_to_usdc(atomic)) == atomic
-
-
 def test_payment_response_header() -> None:
     paid = verify_payment(pay(), TERMS, NOW)
     body = decoded(payment_response_header(paid))
@@ -553,131 +486,11 @@ def test_payment_response_header() -> None:
     assert decoded(payment_response_header(paid, "base-sepolia"))["network"] == "base-sepolia"
 
 
-J = JobAuthReason
-Action = Literal["status", "cancel"]
-JOB = "job_7Q2"
-
-
-def _job(action: Action = "status", **changes: str | None) -> dict[str, str]:
-    headers = sign_job_headers(ALICE, JOB, action)
-    for name, value in changes.items():
-        key = name.replace("_", "-")
-        if value is None:
-            del headers[key]
-        else:
-            headers[key] = value
-    return headers
-
-
-JOB_REFUSALS: list[tuple[str, Callable[[], dict[str, str]], Action, str]] = [
-    ("no wallet-address", lambda: _job(wallet_address=None), "status", J.MISSING_WALLET_ADDRESS),
-    ("empty wallet-address", lambda: _job(wallet_address=""), "status", J.MISSING_WALLET_ADDRESS),
-    ("no x-signature", lambda: _job(x_signature=None), "status", J.MISSING_SIGNATURE),
-    ("no x-message", lambda: _job(x_message=None), "status", J.MISSING_MESSAGE),
-    ("no headers at all", dict, "status", J.MISSING_WALLET_ADDRESS),
-    (
-        "wallet not hex",
-        lambda: _job(wallet_address="alice.eth"),
-        "status",
-        J.INVALID_WALLET_ADDRESS,
-    ),
-    (
-        "wallet without 0x",
-        lambda: _job(wallet_address=ALICE.address[2:]),
-        "status",
-        J.INVALID_WALLET_ADDRESS,
-    ),
-    (
-        "wrong message text",
-        lambda: _job(x_message=f"get job status for {JOB}"),
-        "status",
-        J.MESSAGE_MISMATCH,
-    ),
-    (
-        "trailing space",
-        lambda: _job(x_message=f"Get job status for {JOB} "),
-        "status",
-        J.MESSAGE_MISMATCH,
-    ),
-    (
-        "message for another job",
-        lambda: sign_job_headers(ALICE, "job_OTHER", "status"),
-        "status",
-        J.MESSAGE_MISMATCH,
-    ),
-    ("status message used to cancel", lambda: _job("status"), "cancel", J.MESSAGE_MISMATCH),
-    ("cancel message used for status", lambda: _job("cancel"), "status", J.MESSAGE_MISMATCH),
-    (
-        "signature not hex",
-        lambda: _job(x_signature="0x" + "zz" * 65),
-        "status",
-        J.INVALID_SIGNATURE,
-    ),
-    (
-        "signature too short",
-        lambda: _job(x_signature="0x" + "11" * 64),
-        "status",
-        J.INVALID_SIGNATURE,
-    ),
-    ("signature without 0x", lambda: _job(x_signature="11" * 65), "status", J.INVALID_SIGNATURE),
-    (
-        "signature all zero",
-        lambda: _job(x_signature="0x" + "00" * 65),
-        "status",
-        J.INVALID_SIGNATURE,
-    ),
-    (
-        "signature with v=5",
-        lambda: _job(x_signature="0x" + "11" * 64 + "05"),
-        "status",
-        J.INVALID_SIGNATURE,
-    ),
-    (
-        "signed by another wallet",
-        lambda: {**sign_job_headers(BOB, JOB, "status"), "wallet-address": ALICE.address},
-        "status",
-        J.SIGNER_MISMATCH,
-    ),
-]
-
-
-@pytest.mark.parametrize(
-    ("make", "action", "reason"),
-    [(m, a, r) for _, m, a, r in JOB_REFUSALS],
-    ids=[i for i, *_ in JOB_REFUSALS],
-)
-def test_each_refused_job_auth_gives_its_reason(
-    make: Callable[[], dict[str, str]], action: Action, reason: str
-) -> None:
-    with pytest.raises(JobAuthError) as info:
-        verify_job_signature(make(), JOB, action)
-    assert info.value.reason == reason
-    assert info.value.detail
-
-
-@pytest.mark.parametrize("action", ["status", "cancel"])
-def test_valid_job_auth_returns_the_checksummed_wallet(action: Action) -> None:
-    headers = sign_job_headers(ALICE, JOB, action)
-    assert verify_job_signature(headers, JOB, action) == ALICE.address
-    lowered = {**headers, "wallet-address": ALICE.address.lower()}
-    assert verify_job_signature(lowered, JOB, action) == ALICE.address
-    assert verify_job_signature(lowered, JOB, action) == ALICE.address  # memoised path
-
-
-def test_job_auth_header_names_are_case_insensitive() -> None:
-    headers = {name.upper(): value for name, value in sign_job_headers(BOB, JOB, "cancel").items()}
-    assert verify_job_signature(headers, JOB, "cancel") == BOB.address
-
-
-def test_real_viem_job_signatures_verify() -> None:
-    cases: list[tuple[Action, str, str]] = [
-        ("status", f"Get job status for {REAL_JOB_ID}", REAL_STATUS_SIGNATURE),
-        ("cancel", f"Cancel job {REAL_JOB_ID}", REAL_CANCEL_SIGNATURE),
-    ]
-    for action, message, signature in cases:
-        headers = {"wallet-address": REAL_ADDRESS, "x-signature": signature, "x-message": message}
-        assert verify_job_signature(headers, REAL_JOB_ID, action) == REAL_ADDRESS
-    assert (
-        sign_job_headers(Account.from_key(REAL_KEY), REAL_JOB_ID, "status")["x-signature"]
-        == REAL_STATUS_SIGNATURE
-    )
+def test_the_claimed_payer_is_read_without_verifying_the_payment() -> None:
+    assert claimed_payer(pay()) == ALICE.address
+    forged = _signed_by_bob_claiming_alice()
+    assert reason_of(forged) == R.INVALID_SIGNATURE
+    assert claimed_payer(forged) == ALICE.address  # a claim, not a proof
+    oversized = b64(json.dumps({"payload": {"authorization": {"from": "x" * MAX_HEADER_CHARS}}}))
+    for junk in (None, "", "%%%", b64("[]"), b64('{"payload": 1}'), oversized):
+        assert claimed_payer(junk) is None

@@ -7,12 +7,11 @@ server, and writes ``results.json``, ``jobs.csv`` and ``report.html``.
 Example::
 
     spec = load_experiment(Path("fixtures/experiments/polling.toml"))
-    results, rows = asyncio.run(run_experiment(spec))
+    results, rows = asyncio.run(run_experiment(spec))  # mockbankr.experiments.runner
 """
 
 from __future__ import annotations
 
-from mockbankr.experiments.runner import run_experiment
 from mockbankr.experiments.spec import ExperimentSpec, load_experiment, parse_experiment
 
-__all__ = ["ExperimentSpec", "load_experiment", "parse_experiment", "run_experiment"]
+__all__ = ["ExperimentSpec", "load_experiment", "parse_experiment"]

@@ -24,7 +24,21 @@ from mockbankr.errors import ConfigError
 from mockbankr.experiments.spec import Policy, load_experiment
 from mockbankr.timing import load_timing
 
-__all__ = ["experiment"]
+__all__ = ["EXTRA_HINT", "experiment"]
+
+
+EXTRA_HINT = "the experiments need the reference client: pip install 'mockbankr[experiments]'"
+
+
+def _needs_client() -> Any:
+    """:mod:`mockbankr.experiments.runner`, or a clear error when ``bankr_client`` is absent."""
+    try:
+        from mockbankr.experiments import runner
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("mockbankr"):
+            raise
+        raise click.ClickException(f"{EXTRA_HINT} (no module named {exc.name!r})") from exc
+    return runner
 
 
 @click.group()
@@ -97,7 +111,8 @@ def run_command(
 ) -> None:
     """Run every policy of FILE.toml and write results.json, jobs.csv and report.html."""
     from mockbankr.experiments.output import write_outputs
-    from mockbankr.experiments.runner import run_experiment
+
+    run_experiment = _needs_client().run_experiment
 
     console = Console(stderr=True)
     try:
@@ -184,8 +199,10 @@ def report_command(
     base_url: str, out: Path, name: str, admin_token: str | None, no_report: bool
 ) -> None:
     """Build the report from a server's records (after a Locust run, say)."""
-    from mockbankr.experiments.live import report_from_server
     from mockbankr.experiments.output import write_outputs
+
+    _needs_client()
+    from mockbankr.experiments.live import report_from_server
 
     try:
         results, rows = asyncio.run(

@@ -29,8 +29,8 @@ from mockbankr.experiments.plan import Task, plan_tasks, task_of_prompt
 from mockbankr.experiments.records import last_seq, records_from_server
 from mockbankr.experiments.runner import PolicyRun, fleet, results_document, summarize_run
 from mockbankr.experiments.spec import ExperimentSpec, Policy
+from mockbankr.money import usdc_to_atomic
 from mockbankr.timing import load_timing
-from mockbankr.x402 import usdc_to_atomic
 
 __all__ = ["MAX_LIVE_CONNECTIONS", "report_from_server", "run_live"]
 

@@ -76,7 +76,7 @@ async def records_from_app(app: Starlette, *, t0: float, end: float) -> Records:
     """The records of an in-process app (its journal, store and ledger) after a run."""
     journal: Journal = app.state.journal
     sim = app.state.simulator
-    entries = journal.query({})
+    entries = journal.entries()
     last = entries[-1].seq if entries else 0
     jobs_raw, _ = await sim.store.scan(lambda job: True, offset=0, limit=MAX_JOBS)
     jobs = [
@@ -122,6 +122,10 @@ def _entry(raw: dict[str, Any]) -> Entry:
         latency_ms=float(raw.get("latencyMs", 0.0)),
         sim_latency_ms=float(raw.get("simLatencyMs", 0.0)),
         fault=raw.get("fault"),
+        user_agent=raw.get("userAgent"),
+        prompt_hash=raw.get("promptHash"),
+        retry_after=raw.get("retryAfter"),
+        job_status=raw.get("jobStatus"),
     )
 
 

@@ -153,10 +153,14 @@ def summary_headers() -> list[str]:
 
 
 def _verdict_cell(verdicts: Any) -> str:
-    if not isinstance(verdicts, dict) or not verdicts.get("available", True):
+    if not isinstance(verdicts, dict) or "checks" not in verdicts:
         return "not graded"
-    failed = verdicts.get("failed") or []
-    return "all pass" if not failed else "fail: " + ", ".join(map(str, failed))
+    failed = verdicts["failed_checks"]
+    if not failed:
+        return "all pass"
+    return "fail: " + ", ".join(
+        f"{check} ({verdicts['checks'][check]['fail']}/{verdicts['clients']})" for check in failed
+    )
 
 
 def render_report(results: dict[str, Any], experiment_text: str) -> str:

@@ -32,11 +32,11 @@ from mockbankr.experiments.metrics import compute, requests_per_second
 from mockbankr.experiments.plan import Task, plan_tasks
 from mockbankr.experiments.records import Records, records_from_app
 from mockbankr.experiments.spec import ExperimentSpec, NaivePolicy, Policy
-from mockbankr.experiments.verdicts import grade
+from mockbankr.experiments.verdicts import grade_run
+from mockbankr.money import PaymentTerms, usdc_to_atomic
 from mockbankr.settings import Settings
 from mockbankr.store import MemoryStore
 from mockbankr.timing import TimingTable, load_timing
-from mockbankr.x402 import PaymentTerms, usdc_to_atomic
 
 __all__ = [
     "PolicyRun",
@@ -187,7 +187,7 @@ def summarize_run(
         "kind": "naive" if isinstance(run.policy, NaivePolicy) else "reference",
         "knobs": knobs,
         "metrics": metrics,
-        "verdicts": grade(records),
+        "verdicts": grade_run(records, price_usdc=spec.server.price_usdc),
         "journal": records.coverage,
         "ledger": {
             "count": records.ledger_count,

@@ -23,6 +23,7 @@ from typing import Any, Literal
 import msgspec
 
 from mockbankr.errors import ConfigError
+from mockbankr.money import usdc_to_atomic
 from mockbankr.rules import Rule, parse_rule
 
 __all__ = [
@@ -232,8 +233,6 @@ def parse_experiment(
         _check(spec, categories)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from exc
-    from mockbankr.x402 import usdc_to_atomic
-
     try:
         usdc_to_atomic(spec.server.price_usdc)
     except (ConfigError, ValueError) as exc:

@@ -60,7 +60,9 @@ def test_the_sync_client_and_its_batches():
 
 
 def test_payments_and_job_signatures_pass_the_simulators_verifier(flavour: str):
-    from mockbankr.x402 import PaymentTerms, challenge_body, verify_job_signature, verify_payment
+    from mockbankr.job_auth import verify_job_signature
+    from mockbankr.money import PaymentTerms
+    from mockbankr.x402 import challenge_body, verify_payment
 
     from .fakeapi import Answer, FakeBankr, RecordingClock, drive, job
     from .test_x402 import PAYER, auth, paid

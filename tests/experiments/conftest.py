@@ -8,7 +8,8 @@ from typing import Any
 
 import msgspec
 
-from mockbankr.experiments import ExperimentSpec, load_experiment, run_experiment
+from mockbankr.experiments import ExperimentSpec, load_experiment
+from mockbankr.experiments.runner import run_experiment
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "fixtures" / "experiments"
 

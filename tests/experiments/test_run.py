@@ -133,6 +133,13 @@ def test_a_503_storm_makes_the_naive_pattern_pay_for_duplicates() -> None:
     assert naive["usdc_split"]["duplicate"] >= 10.0
     assert reference["usdc_split"]["duplicate"] == 0
     assert naive["jobs_created"] > reference["jobs_created"] == 100
+    # The verdicts grading sees it too: the naive agents fail no-double-pay, no reference
+    # agent does.
+    verdicts = {p["name"]: p["verdicts"] for p in results["policies"]}
+    assert "no-double-pay" in verdicts["naive"]["failed_checks"]
+    assert verdicts["naive"]["checks"]["no-double-pay"]["fail"] > 50
+    assert verdicts["reference"]["failed_checks"] == []
+    assert verdicts["reference"]["checks"]["no-double-pay"]["pass"] == 100
 
 
 def test_the_daily_limit_bites_and_the_reference_client_does_not_retry_it() -> None:

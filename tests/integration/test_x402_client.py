@@ -23,8 +23,9 @@ from bankr_client import (
 )
 
 from mockbankr import Settings
+from mockbankr.money import PaymentTerms
 from mockbankr.testing import MockbankrEnv
-from mockbankr.x402 import PaymentReason, PaymentTerms
+from mockbankr.x402 import PaymentReason
 
 PRICE = "What is the price of ETH?"
 STUCK = {"match": {"prompt": "stuck"}, "action": {"job": {"outcome": "stuck"}}}
