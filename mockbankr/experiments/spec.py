@@ -27,10 +27,10 @@ from mockbankr.money import usdc_to_atomic
 from mockbankr.rules import Rule, parse_rule
 
 __all__ = [
-    "MAX_TASKS",
     "Experiment",
     "ExperimentSpec",
     "Fleet",
+    "MAX_TASKS",
     "NaivePolicy",
     "Policy",
     "ReferencePolicy",

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from mockbankr.cli import main
+from tests.experiments.conftest import serve
 
 pytestmark = pytest.mark.live
 
@@ -36,41 +33,6 @@ name = "fast-polling"
 kind = "reference"
 interval_s = 1.0
 """
-
-
-@contextlib.contextmanager
-def _serve() -> Iterator[str]:
-    """``mockbankr serve --speed 20`` on a free loopback port, stopped at the end."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "mockbankr"),
-            "serve",
-            "--port",
-            str(port),
-            "--speed",
-            "20",
-            "--seed",
-            "5",
-            "--journal-size",
-            "500000",
-        ],
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):  # at most 30 s to start
-            try:
-                httpx.get(f"{url}/_health", timeout=1.0)
-                break
-            except httpx.HTTPError:
-                server.wait(0.1) if server.poll() is not None else threading.Event().wait(0.1)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def _locust_stats(summary: str) -> dict[str, int]:
@@ -92,7 +54,7 @@ def test_a_headless_locust_run_is_what_the_journal_saw(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout.strip()
-    with _serve() as base_url:
+    with serve("--speed", "20", "--journal-size", "500000") as base_url:
         env = {**os.environ, "MOCKBANKR_EXPERIMENT": str(experiment)}
         run = subprocess.run(
             [
