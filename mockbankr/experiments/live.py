@@ -34,8 +34,9 @@ from mockbankr.timing import load_timing
 
 __all__ = ["MAX_LIVE_CONNECTIONS", "report_from_server", "run_live"]
 
-#: The most connections a live fleet opens to the server at once.
-MAX_LIVE_CONNECTIONS = 256
+#: The connections a live fleet opens to the server (on loopback a few carry the load, and
+#: httpcore spends CPU per connection on every request: fewer is cheaper).
+MAX_LIVE_CONNECTIONS = 8
 
 
 def _control(base_url: str, admin_token: str | None) -> httpx.AsyncClient:
