@@ -31,6 +31,9 @@ __all__ = ["ControlApi", "is_loopback"]
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
+#: The most journal entries one read may ask for (the journal keeps ``--journal-size``).
+MAX_JOURNAL_LIMIT = 1_000_000
+
 #: The fastest a scaled clock may run.
 MAX_SPEED = 1e6
 
@@ -297,7 +300,11 @@ class ControlApi:
 
     async def get_journal(self, request: Request) -> Response:
         filters = {k: v for k, v in request.query_params.items() if k != "limit"}
-        limit = _int_param(request, "limit", self.journal.size, lo=1, hi=self.journal.size)
+        # Asking for more entries than the journal keeps gets all it keeps.
+        limit = min(
+            _int_param(request, "limit", self.journal.size, lo=1, hi=MAX_JOURNAL_LIMIT),
+            self.journal.size,
+        )
         try:
             entries = self.journal.query(filters, limit=limit)
         except ValueError as exc:

@@ -31,7 +31,7 @@ from starlette.responses import Response
 
 from mockbankr.accounts import MAX_KEY_LENGTH
 from mockbankr.clock import MAX_TIME, iso
-from mockbankr.control import MAX_SPEED
+from mockbankr.control import MAX_JOURNAL_LIMIT, MAX_SPEED
 from mockbankr.ledger import JOB_STATUSES
 from mockbankr.rules import RULE_ID_PATTERN
 from mockbankr.timing import load_timing
@@ -342,7 +342,13 @@ def _control_operations() -> dict[str, Schema]:
         _query(name, STR, "a glob" if name == "path" else "exact")
         for name in ("method", "path", "status", "owner", "job_id", "fault")
     ]
-    journal_filters.append(_query("limit", {"type": "integer", "minimum": 1}, "the newest"))
+    journal_filters.append(
+        _query(
+            "limit",
+            {"type": "integer", "minimum": 1, "maximum": MAX_JOURNAL_LIMIT},
+            "the newest (at most what the journal keeps)",
+        )
+    )
     journal = obj(entries=array(ref("JournalEntry")), size={"type": "integer", "minimum": 1})
     empty = array({"type": "object"}, maxItems=0)
     missing = ("No such job", "Job not found", NO_ROUTE)
@@ -417,7 +423,8 @@ def _control_operations() -> dict[str, Schema]:
         ),
         "GET /__mock/keys": _op("The accounts and keys now", {200: ("Keys", ref("KeyBook"))}),
         "PUT /__mock/keys": _op(
-            "Load a keys document (the --keys TOML file's keys, as JSON)",
+            "Load a keys document (the --keys TOML file's keys, as JSON); a key's account"
+            " must be listed under accounts, an allowed IP is an address or a CIDR network",
             {200: ("The keys now", ref("KeyBook")), 400: BAD},
             body=ref("KeysDocument"),
         ),
@@ -441,7 +448,11 @@ def _control_operations() -> dict[str, Schema]:
 def _verdict_params() -> list[Schema]:
     params = [
         _query("owner", STR, "one client: an API key (or its fingerprint) or a wallet"),
-        _query("since", STR, "only requests from then on: unix seconds or ISO-8601"),
+        _query(
+            "since",
+            {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,6})?$"},
+            "only requests from then on: unix seconds (or, not described here, ISO-8601)",
+        ),
     ]
     for name, (low, high, integral) in THRESHOLD_BOUNDS.items():
         kind = "integer" if integral else "number"

@@ -100,9 +100,8 @@ def parse_since(text: str) -> float:
         if when.tzinfo is None:
             when = when.replace(tzinfo=datetime.UTC)
         value = when.timestamp()
-    if not 0 <= value <= MAX_TIME:
-        raise ConfigError(f"since must be between 1970 and {iso(MAX_TIME)}, got {text!r}")
-    return value
+    # Before the epoch is "everything", past the last timestamp "nothing": not an error.
+    return min(max(value, 0.0), MAX_TIME)
 
 
 def server_thresholds(price_atomic: int) -> Thresholds:

@@ -18,11 +18,12 @@ are covered without an edit here):
 schemathesis still sends its own negative cases (a security header left out or wrong) and
 its ``ignored_auth`` probes without these.
 
-**Inert rules.** A fault rule substitutes any answer on the Bankr routes (a 503, a dropped
-connection, an hour-long hang): what the document deliberately does not describe. Each rule
-the run posts is therefore limited to an API key no request uses (:data:`INERT_KEY`). Its
-shape is still validated and stored as generated, so ``POST /__mock/rules`` and the rule
-links are exercised in full.
+**Inert rules and directives.** A fault rule substitutes any answer on the Bankr routes (a
+503, a dropped connection, an hour-long hang): what the document deliberately does not
+describe. Each rule the run posts is therefore limited to an API key no request uses
+(:data:`INERT_KEY`). Its shape is still validated and stored as generated, so
+``POST /__mock/rules`` and the rule links are exercised in full. ``X-Mockbankr-*`` directive
+headers (schemathesis finds their names in the document's description) are not sent.
 """
 
 from __future__ import annotations
@@ -95,6 +96,12 @@ class MockbankrCredentials:
 def before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -> None:
     """Re-sign a signed job request for the job id it is sent with, and keep rules inert."""
     headers = case.headers or {}
+    if any(name.lower().startswith("x-mockbankr-") for name in headers):
+        # schemathesis picks header names out of the document's prose; a directive there
+        # substitutes the answer, as a rule does (see the module docstring).
+        case.headers = headers = {
+            k: v for k, v in headers.items() if not k.lower().startswith("x-mockbankr-")
+        }
     signed = {"wallet-address", "x-signature", "x-message"}
     if headers.get("wallet-address") == PAYER.address and signed <= set(headers):
         # A stateful step fills jobId from a link after the credentials were made: sign again

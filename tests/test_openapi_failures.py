@@ -181,3 +181,21 @@ def test_a_rule_id_that_is_taken_is_the_documented_409_not_a_400() -> None:
     assert again.status_code == 409
     assert again.json()["error"] == "Rule exists"
     assert send(app, "GET /__mock/rules/{ruleId}", ruleId="slow").json()["action"] == {"drop": {}}
+
+
+def test_a_journal_limit_above_what_it_keeps_reads_all_it_keeps() -> None:
+    app = _app()
+    _prompt(app, "POST /agent/prompt", latency=5)
+    case = SCHEMA["/__mock/journal"]["GET"].Case(query={"limit": 822_706})
+    answer = case.call(app=app, headers=hooks.credentials(case))
+    case.validate_response(answer, checks=CHECKS)
+    assert answer.status_code == 200
+    assert [e["path"] for e in answer.json()["entries"]] == ["/agent/prompt"]
+
+
+def test_a_verdicts_since_outside_the_clocks_range_is_everything_or_nothing() -> None:
+    from mockbankr.clock import MAX_TIME
+    from mockbankr.verdicts import parse_since
+
+    assert parse_since("1969-12-31T23:00:00Z") == 0.0
+    assert parse_since("999999999999") == MAX_TIME
