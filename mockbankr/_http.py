@@ -84,7 +84,7 @@ def valid_prompt(data: dict[str, Any]) -> str:
         valid_prompt({"prompt": "What is the price of ETH?"})
     """
     prompt = data.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
+    if not isinstance(prompt, str) or not prompt.strip(wire.PROMPT_SPACE):
         raise wire.invalid_request()
     if len(prompt) > wire.MAX_PROMPT_LENGTH:
         raise wire.prompt_too_long()

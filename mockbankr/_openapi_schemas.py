@@ -14,8 +14,8 @@ import msgspec
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.money import NETWORK_CHAIN_IDS
-from mockbankr.rules import Rule
-from mockbankr.wire import MAX_PROMPT_LENGTH
+from mockbankr.rules import RULE_ID_PATTERN, Rule
+from mockbankr.wire import MAX_PROMPT_LENGTH, PROMPT_SPACE
 from mockbankr.x402 import PaymentReason
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "obj",
     "ref",
     "struct_schemas",
+    "tighten",
 ]
 
 Schema = dict[str, Any]
@@ -56,7 +57,13 @@ ISO: Schema = {"type": "string", "format": "date-time"}
 ADDRESS: Schema = {"type": "string", "pattern": "^0x[0-9a-fA-F]{40}$"}
 ATOMIC: Schema = {"type": "string", "pattern": "^[0-9]+$", "description": "USDC atomic units"}
 USDC: Schema = {"type": "string", "pattern": r"^[0-9]+(\.[0-9]*[1-9])?$"}
-PROMPT: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_LENGTH}
+#: A prompt: not blank (a character other than ASCII white space), 10,000 at most.
+PROMPT: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_PROMPT_LENGTH,
+    "pattern": f"[^{PROMPT_SPACE.encode('unicode_escape').decode()}]",
+}
 TRUE: Schema = {"const": True}
 STATUSES: Schema = {"type": "string", "enum": [status.value for status in JobStatus]}
 
@@ -155,8 +162,16 @@ def job_schemas() -> dict[str, Schema]:
     }
 
 
-def struct_schemas() -> dict[str, Schema]:
-    """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces."""
+def tighten(prop: Schema, **constraints: Any) -> None:
+    """Add constraints to a property, to its non-null alternative if it may be null."""
+    branches = [s for s in prop.get("anyOf", ()) if s != {"type": "null"}]
+    (branches[0] if len(branches) == 1 else prop).update(constraints)
+
+
+def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
+    """Generated from the msgspec structs, then tightened to what ``parse_rule`` enforces
+    (and what adding a rule checks: ``categories``, the server's timing categories).
+    """
     _, found = msgspec.json.schema_components(
         [Rule, JobFault, LedgerEntry], ref_template="#/components/schemas/{name}"
     )
@@ -164,23 +179,36 @@ def struct_schemas() -> dict[str, Schema]:
         schema.pop("title", None)
         schema["description"] = schema.get("description", "").split("\n")[0]
     props = {name: schema["properties"] for name, schema in found.items()}
-    # A client should leave an optional key out rather than send null, and a listed rule
-    # never carries one (msgspec omits defaults), so the null alternatives go.
-    for name in ("Rule", "Match", "Action", "JobShape"):
-        for key, value in props[name].items():
-            props[name][key] = next(
-                (s for s in value.get("anyOf", ()) if s != {"type": "null"}), value
-            )
+    # An optional key may be null, which means what leaving it out means; a listed rule
+    # never carries a null (msgspec omits defaults). An action key is never null
+    # (parse_rule refuses it): the one key present is the action.
+    for key, value in props["Action"].items():
+        props["Action"][key] = next(s for s in value["anyOf"] if s != {"type": "null"})
     found["Rule"]["required"] = ["action"]
     found["Action"].update(minProperties=1, maxProperties=1)  # exactly one action
-    props["Rule"]["times"].update(minimum=1)
-    props["Rule"]["probability"].update(minimum=0, maximum=1)
+    # What parse_rule checks across the keys of a job action.
+    found["JobShape"]["allOf"] = [
+        {
+            "if": {"required": ["error"], "properties": {"error": STR}},
+            "then": {"properties": {"outcome": {"enum": ["failed", None]}}},
+        },
+        {
+            "if": {"required": ["after"], "properties": {"after": NUM}},
+            "then": {"required": ["outcome"], "properties": {"outcome": {"const": "vanish"}}},
+        },
+    ]
+    tighten(props["Rule"]["times"], minimum=1)
+    tighten(props["Rule"]["probability"], minimum=0, maximum=1)
+    tighten(props["Rule"]["id"], pattern=RULE_ID_PATTERN)
     props["Match"]["path"]["description"] = "a glob, e.g. /agent/job/*"
-    props["Match"]["prompt"].update(format="regex", description="a regex, searched")
+    tighten(props["Match"]["prompt"], format="regex")
+    props["Match"]["prompt"]["description"] = "a regex, searched"
     props["Respond"]["status"].update(minimum=100, maximum=599)
     props["Delay"]["seconds"].update(minimum=0)
     props["Hang"]["seconds"].update(minimum=0)
-    props["JobShape"]["latency"].update(exclusiveMinimum=0)
+    tighten(props["JobShape"]["latency"], exclusiveMinimum=0)
+    for name in ("Match", "JobShape"):
+        tighten(props[name]["category"], enum=list(categories))
     listed = copy.deepcopy(found["Rule"])
     listed["properties"]["remaining"] = nullable(COUNT)
     listed.update(required=["action", "id", "remaining"], description="A rule as stored")
@@ -266,9 +294,13 @@ def control_schemas() -> dict[str, Schema]:
 def bankr_schemas() -> dict[str, Schema]:
     pending = {"const": JobStatus.PENDING.value}
     return {
-        "PromptRequest": obj(True, prompt=PROMPT, threadId=Opt(STR)),
+        # null, like a missing key, means no thread / no wallet / no XMTP (as an empty id):
+        # what a client that serialises an unset field sends, and what the API accepts.
+        "PromptRequest": obj(True, prompt=PROMPT, threadId=Opt(nullable(STR))),
         "PromptAccepted": obj(success=TRUE, jobId=STR, threadId=STR, status=pending, message=STR),
-        "V2PromptRequest": obj(True, prompt=PROMPT, walletAddress=Opt(STR), xmtp=Opt(BOOL)),
+        "V2PromptRequest": obj(
+            True, prompt=PROMPT, walletAddress=Opt(nullable(STR)), xmtp=Opt(nullable(BOOL))
+        ),
         "V2PromptAccepted": obj(
             success=TRUE,
             jobId=STR,

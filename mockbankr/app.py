@@ -93,7 +93,7 @@ def build_routes(
         _route("/__mock/reset", POST=c(control.reset)),
         _route("/__mock/jobs/{job_id}", GET=c(control.get_job)),
         _route("/__mock/jobs/{job_id}/outcome", POST=c(control.force_outcome)),
-        _route("/__mock/rules/{rule_id}", DELETE=c(control.delete_rule)),
+        _route("/__mock/rules/{rule_id}", GET=c(control.get_rule), DELETE=c(control.delete_rule)),
     ]
 
 

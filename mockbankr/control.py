@@ -266,10 +266,17 @@ class ControlApi:
             raise _bad(str(unknown))
         try:
             rule_id = self.rules.add(rule)
-        except ConfigError as exc:
-            raise _bad(str(exc)) from exc
+        except ConfigError as exc:  # the id is taken: a conflict with the rules there are
+            raise ApiError(409, "Rule exists", str(exc)) from exc
         listed = next(r for r in self.rules.listing() if r["id"] == rule_id)
         return JSONResponse(listed, status_code=201)
+
+    async def get_rule(self, request: Request) -> Response:
+        rule_id = request.path_params["rule_id"]
+        listed = next((r for r in self.rules.listing() if r["id"] == rule_id), None)
+        if listed is None:
+            raise ApiError(404, "Rule not found", f"No rule with id {rule_id}")
+        return JSONResponse(listed)
 
     async def delete_rule(self, request: Request) -> Response:
         rule_id = request.path_params["rule_id"]

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import re
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -30,6 +32,8 @@ from starlette.responses import Response
 from mockbankr.clock import MAX_TIME, iso
 from mockbankr.control import MAX_SPEED
 from mockbankr.ledger import JOB_STATUSES
+from mockbankr.rules import RULE_ID_PATTERN
+from mockbankr.timing import load_timing
 
 __all__ = ["openapi_document", "openapi_endpoint"]
 
@@ -59,7 +63,15 @@ Answer = tuple[Any, ...] | Schema
 
 AGENT, V2 = "API key flavour (@bankr/cli)", "x402 flavour (@bankr/sdk)"
 CONTROL = "Control plane (loopback, or Authorization: Bearer <admin token>)"
-SEGMENT: Schema = {"type": "string", "pattern": "^[^/]+$"}
+#: A rule id (``rules.py`` refuses any other): a letter or digit, then up to 63 more of them
+#: or ``.``, ``_``, ``~``, ``-``; so ``DELETE /__mock/rules/{ruleId}`` reaches every rule.
+RULE_ID: Schema = {"type": "string", "pattern": RULE_ID_PATTERN}
+#: A job id as a path segment: printable ASCII but ``/``, not a dot segment (``.``, ``..``),
+#: so that any id the pattern allows reaches its route. Other ids answer 404 (or 400 blank).
+JOB_ID: Schema = {
+    "type": "string",
+    "pattern": r"^[\x21-\x2e\x30-\x7e]*[\x21-\x2d\x30-\x7e][\x21-\x2e\x30-\x7e]*$",
+}
 #: Tag and security by path prefix, first match.
 _AREAS: list[tuple[str, str, list[Schema]]] = [
     ("/openapi.json", "Meta", []),
@@ -70,14 +82,32 @@ _AREAS: list[tuple[str, str, list[Schema]]] = [
     ("/__mock/", CONTROL, [{}, {"adminToken": []}]),
 ]
 _PATH_PARAMS = {
-    "jobId": "from the prompt response, e.g. job_8F3K2M9QZ7TB",
-    "ruleId": "from POST /__mock/rules, e.g. r1",
+    "jobId": ("from the prompt response, e.g. job_8F3K2M9QZ7TB", JOB_ID),
+    "ruleId": ("from POST /__mock/rules, e.g. r1", RULE_ID),
+}
+#: The links the stateful phase of a contract test (and a reader) follows: a created job can
+#: be read, cancelled, inspected and steered; a created rule can be read and deleted.
+_JOB_LINKS = ("GET /__mock/jobs/{jobId}", "POST /__mock/jobs/{jobId}/outcome")
+_LINKS: dict[tuple[str, str], tuple[dict[str, str], tuple[str, ...]]] = {
+    ("POST /agent/prompt", "202"): (
+        {"jobId": "$response.body#/jobId"},
+        ("GET /agent/job/{jobId}", "POST /agent/job/{jobId}/cancel", *_JOB_LINKS),
+    ),
+    ("POST /v2/prompt", "202"): (
+        {"jobId": "$response.body#/jobId"},
+        ("GET /v2/job/{jobId}", "POST /v2/job/{jobId}/cancel", *_JOB_LINKS),
+    ),
+    ("POST /__mock/rules", "201"): (
+        {"ruleId": "$response.body#/id"},
+        ("GET /__mock/rules/{ruleId}", "DELETE /__mock/rules/{ruleId}"),
+    ),
 }
 AUTH = "Authentication required"
 KEY_401 = ("X-API-Key missing or not accepted", AUTH)
 CONTROL_401 = ("An admin token is set and was not sent", AUTH)
 CONTROL_403 = ("No admin token is set and the caller is not on loopback", "Forbidden")
 NOT_FOUND = ("Unknown, someone else's, or vanished", "Job not found", "Not found")
+NO_ROUTE = "Not found"  # a path parameter that is not one path segment reaches no route
 TOO_LATE = ("The job finished already", "Job already completed", "Job already failed")
 NO_ID = ("No job id", "Job ID required")
 BAD_PROMPT = ("No usable prompt", "Invalid request", "Prompt too long")
@@ -107,16 +137,40 @@ def _op(
     *,
     query: list[Schema] | None = None,
     body: Schema | None = None,
+    example: Any = None,
 ) -> Schema:
-    """An operation. Its tag, security and path parameters come from its path
-    (:func:`_paths`); every operation may also answer 500, a bug.
+    """An operation. Its tag, security, path parameters, operationId and links come from
+    its path (:func:`_paths`); every operation may also answer 500, a bug.
     """
     out: Schema = {"summary": summary, "parameters": query or []}
     if body is not None:
-        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+        media: Schema = {"schema": body}
+        if example is not None:
+            media["example"] = example
+        out["requestBody"] = {"required": True, "content": {"application/json": media}}
     answers = {str(code): _answer(spec) for code, spec in responses.items()}
     out["responses"] = {**answers, "500": {"$ref": "#/components/responses/ServerError"}}
     return out
+
+
+def operation_id(route: str) -> str:
+    """The operationId of ``"METHOD /path"``: the method and the path's words, camelCased.
+
+    Example::
+
+        operation_id("POST /agent/job/{jobId}/cancel") == "postAgentJobJobIdCancel"
+    """
+    method, path = route.split(" ")
+    words = re.findall(r"[A-Za-z0-9]+", path) + (["slash"] if path.endswith("/") else [])
+    return method.lower() + "".join(word[:1].upper() + word[1:] for word in words)
+
+
+def _links(route: str, status: str) -> Schema:
+    parameters, targets = _LINKS.get((route, status), ({}, ()))
+    return {
+        operation_id(target): {"operationId": operation_id(target), "parameters": parameters}
+        for target in targets
+    }
 
 
 def _paths(operations: dict[str, Schema]) -> Schema:
@@ -126,20 +180,28 @@ def _paths(operations: dict[str, Schema]) -> Schema:
         method, path = route.split(" ")
         tag, security = next((t, s) for prefix, t, s in _AREAS if path.startswith(prefix))
         params = [
-            {"name": name, "in": "path", "required": True, "description": text, "schema": SEGMENT}
-            for name, text in _PATH_PARAMS.items()
+            {"name": name, "in": "path", "required": True, "description": text, "schema": schema}
+            for name, (text, schema) in _PATH_PARAMS.items()
             if f"{{{name}}}" in path
         ]
         if tag == CONTROL:
             op["responses"].update({"401": _answer(CONTROL_401), "403": _answer(CONTROL_403)})
+        for status, answer in op["responses"].items():
+            if links := _links(route, status):
+                answer["links"] = links
         params += op.pop("parameters")
         op = {
             "tags": [tag],
+            "operationId": operation_id(route),
             **op,
             "security": security,
             **({"parameters": params} if params else {}),
         }
         paths.setdefault(path, {})[method.lower()] = op
+    missing = {(r, s) for r, s in _LINKS if r not in operations} | {
+        t for _, targets in _LINKS.values() for t in targets if t not in operations
+    }
+    assert not missing, f"links to or from undescribed operations: {missing}"
     return paths
 
 
@@ -175,6 +237,7 @@ def _bankr_operations() -> dict[str, Schema]:
                 429: ("Daily limit reached (with --daily-limit)", limited),
             },
             body=ref("PromptRequest"),
+            example={"prompt": "What is the price of ETH?"},
         ),
         "GET /agent/me": _op(
             "Who am I (removed upstream; bankr login and whoami still call it)",
@@ -193,10 +256,11 @@ def _bankr_operations() -> dict[str, Schema]:
             "Pay for a prompt with an x402 v1 X-PAYMENT; the job belongs to the payer",
             {
                 202: paid,
-                400: ("No usable prompt (checked before the payment)", *BAD_PROMPT[1:]),
-                402: ("No payment, or a refused one", ref("PaymentRequired")),
+                400: ("With an X-PAYMENT, no usable prompt (nothing is charged)", *BAD_PROMPT[1:]),
+                402: ("No X-PAYMENT (whatever the body), or refused", ref("PaymentRequired")),
             },
             body=ref("V2PromptRequest"),
+            example={"prompt": "What is the price of ETH?"},
         ),
         "GET /v2/job/{jobId}": _op(
             "Poll a job, with 'Get job status for {jobId}' signed by the payer",
@@ -221,6 +285,8 @@ def _control_operations() -> dict[str, Schema]:
         finish_in=Opt({**SECONDS, "description": f"seconds from now, to {iso(MAX_TIME)}"}),
     )
     outcome["anyOf"] = [{"required": ["outcome"]}, {"required": ["finish_in"]}]
+    outcome["if"] = {"required": ["error"]}  # an error text goes with outcome failed
+    outcome["then"] = {"required": ["outcome"], "properties": {"outcome": {"const": "failed"}}}
     page = obj(
         jobs=array(ref("ControlJob")),
         total=COUNT,
@@ -241,7 +307,8 @@ def _control_operations() -> dict[str, Schema]:
     journal_filters.append(_query("limit", {"type": "integer", "minimum": 1}, "the newest"))
     journal = obj(entries=array(ref("JournalEntry")), size={"type": "integer", "minimum": 1})
     empty = array({"type": "object"}, maxItems=0)
-    missing = ("No such job", "Job not found")
+    missing = ("No such job", "Job not found", NO_ROUTE)
+    no_rule = ("No such rule", "Rule not found", NO_ROUTE)
     finished = ("The job finished already", *(f"Job already {s}" for s in JOB_STATUSES[2:]))
     rules = obj(rules=array(ref("RuleListing")))
     return {
@@ -250,6 +317,7 @@ def _control_operations() -> dict[str, Schema]:
             "Advance, set or speed up the clock",
             {200: ("The clock after the change", ref("Clock")), 400: BAD},
             body={**clock_change, "minProperties": 1},
+            example={"advance": 60},
         ),
         "GET /__mock/jobs": _op(
             "Jobs in submission order, filtered and paged",
@@ -264,17 +332,30 @@ def _control_operations() -> dict[str, Schema]:
             "Force the outcome and/or finish time of an unfinished job",
             {200: ("The job now", ref("ControlJob")), 400: BAD, 404: missing, 409: finished},
             body=outcome,
+            example={"outcome": "failed", "error": "Insufficient balance"},
         ),
         "GET /__mock/rules": _op("The rules, in order", {200: ("The rules", rules)}),
         "POST /__mock/rules": _op(
             "Append a fault rule",
-            {201: ("The rule as stored", ref("RuleListing")), 400: BAD},
+            {
+                201: ("The rule as stored", ref("RuleListing")),
+                400: BAD,
+                409: ("A rule with this id exists", "Rule exists"),
+            },
             body=ref("Rule"),
+            example={
+                "match": {"method": "GET", "path": "/agent/job/*"},
+                "action": {"respond": {"status": 503, "body": {"error": "Service unavailable"}}},
+                "times": 2,
+            },
+        ),
+        "GET /__mock/rules/{ruleId}": _op(
+            "One rule, as stored", {200: ("The rule", ref("RuleListing")), 404: no_rule}
         ),
         "DELETE /__mock/rules": _op("Remove every rule", {200: ("None left", obj(rules=empty))}),
         "DELETE /__mock/rules/{ruleId}": _op(
             "Remove one rule",
-            {200: ("Removed", obj(deleted=STR)), 404: ("No such rule", "Rule not found")},
+            {200: ("Removed", obj(deleted=RULE_ID)), 404: no_rule},
         ),
         "GET /__mock/journal": _op(
             "Recent requests to the Bankr routes, oldest first",
@@ -314,8 +395,13 @@ def _header(name: str, description: str) -> Schema:
 
 
 @functools.cache
-def _build() -> Schema:
-    schemas = {**job_schemas(), **struct_schemas(), **control_schemas(), **bankr_schemas()}
+def _build(categories: tuple[str, ...]) -> Schema:
+    schemas = {
+        **job_schemas(),
+        **struct_schemas(categories),
+        **control_schemas(),
+        **bankr_schemas(),
+    }
     this = {"type": "object", "required": ["openapi"], "properties": {"openapi": STR}}
     return {
         "openapi": "3.1.0",
@@ -346,19 +432,28 @@ def _build() -> Schema:
 
 
 @functools.cache
-def _encoded() -> bytes:
-    return msgspec.json.encode(_build())
+def _encoded(categories: tuple[str, ...]) -> bytes:
+    return msgspec.json.encode(_build(categories))
 
 
-def openapi_document() -> dict[str, Any]:
+@functools.cache
+def _default_categories() -> tuple[str, ...]:
+    return tuple(load_timing().categories)
+
+
+def openapi_document(categories: Iterable[str] | None = None) -> dict[str, Any]:
     """The OpenAPI 3.1 document: a fresh copy of the one built on first use.
+
+    ``categories`` are the timing categories a rule may name (default: the built-in
+    table's); a server describes its own table's.
 
     Example::
 
         doc = openapi_document()
         doc["components"]["securitySchemes"]["apiKey"]["name"]  # "X-API-Key"
     """
-    return copy.deepcopy(_build())
+    names = _default_categories() if categories is None else tuple(categories)
+    return copy.deepcopy(_build(names))
 
 
 async def openapi_endpoint(request: Request) -> Response:
@@ -368,4 +463,6 @@ async def openapi_endpoint(request: Request) -> Response:
 
         Route("/openapi.json", openapi_endpoint, methods=["GET"])
     """
-    return Response(_encoded(), media_type="application/json")
+    simulator = getattr(request.app.state, "simulator", None)
+    categories = _default_categories() if simulator is None else tuple(simulator.table.categories)
+    return Response(_encoded(categories), media_type="application/json")

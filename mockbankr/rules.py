@@ -38,6 +38,7 @@ __all__ = [
     "JobShape",
     "Match",
     "PROMPT_PATHS",
+    "RULE_ID_PATTERN",
     "Request",
     "Rule",
     "RuleSet",
@@ -61,6 +62,12 @@ DIRECTIVE_HEADERS = frozenset(
     {b"x-mockbankr-fault", b"x-mockbankr-outcome", b"x-mockbankr-latency"}
 )
 _DIRECTIVES = frozenset(name.decode() for name in DIRECTIVE_HEADERS)
+
+#: A rule id: a letter or digit, then up to 63 letters, digits, ``.``, ``_``, ``~`` or ``-``.
+#: Every such id is one path segment (never ``.`` or ``..``, never a ``/``), so
+#: ``DELETE /__mock/rules/{id}`` reaches every rule. The OpenAPI document says the same.
+RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"
+_RULE_ID = re.compile(RULE_ID_PATTERN)
 
 #: How long a ``hang`` lasts at most, in simulated seconds, unless it says otherwise.
 HANG_CAP = 3600.0
@@ -155,6 +162,10 @@ class Request(msgspec.Struct, frozen=True):
 
 def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
     """Validate one rule; raise :class:`ConfigError` naming the offending key."""
+    action = raw.get("action") if isinstance(raw, dict) else None
+    if isinstance(action, dict) and (nulls := sorted(k for k, v in action.items() if v is None)):
+        # Not "no action": the one key of an action is the action, so it needs a value.
+        raise ConfigError(f"{where}: action.{nulls[0]} is null; an action is an object")
     try:
         rule = msgspec.convert(raw, Rule)
     except msgspec.ValidationError as exc:
@@ -164,6 +175,11 @@ def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
         raise ConfigError(
             f"{where}: action needs exactly one of {', '.join(Action.__struct_fields__)}"
             f" (got {', '.join(kinds) or 'none'})"
+        )
+    if rule.id is not None and not _RULE_ID.fullmatch(rule.id):
+        raise ConfigError(
+            f"{where}: id must be a letter or digit, then at most 63 letters, digits, '.', '_',"
+            f" '~' or '-', got {rule.id[:80]!r}"
         )
     if rule.times is not None and rule.times < 1:
         raise ConfigError(f"{where}: times must be >= 1, got {rule.times}")
@@ -347,9 +363,12 @@ class RuleSet:
 
     def add(self, rule: Rule) -> str:
         """Append a rule and return its id (given, or ``r1``, ``r2`` ...)."""
+        taken = {c.rule.id for c in self._rules}
+        if rule.id in taken:
+            raise ConfigError(f"a rule with id {rule.id!r} exists already")
+        while rule.id is None and f"r{self._next_id}" in taken:  # a given id took it
+            self._next_id += 1
         rule_id = rule.id or f"r{self._next_id}"
-        if any(c.rule.id == rule_id for c in self._rules):
-            raise ConfigError(f"a rule with id {rule_id!r} exists already")
         self._next_id += 1
         self._rules.append(_Compiled(msgspec.structs.replace(rule, id=rule_id)))
         self._refresh()

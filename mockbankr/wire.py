@@ -32,6 +32,7 @@ __all__ = [
     "JSONResponse",
     "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
+    "PROMPT_SPACE",
     "already_finished",
     "api_error",
     "auth_required",
@@ -50,6 +51,10 @@ __all__ = [
 
 #: The documented maximum prompt length, in characters.
 MAX_PROMPT_LENGTH = 10_000
+
+#: A prompt of only these (ASCII white space) is no prompt: the documented 400. The same
+#: set in the OpenAPI pattern, since Python's and ECMAScript's ``\s`` differ.
+PROMPT_SPACE = " \t\n\v\f\r"
 
 _encoder = msgspec.json.Encoder()
 

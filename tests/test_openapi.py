@@ -1,6 +1,6 @@
 """``GET /openapi.json``: a valid OpenAPI 3.1 document of exactly the routes table, and honest.
 
-The schemathesis run drives every operation in-process against an app seeded with jobs in
+The in-process schemathesis run drives every operation against an app seeded with jobs in
 every status (both flavours), a ledger, a journal and a rule. Most requests carry valid
 credentials (the API key, the admin token, a real x402 payment, the payer's signature) and a
 known job id, so the answers past 401 and 404 are checked too; the rest keep what
@@ -259,7 +259,7 @@ def test_a_refused_control_call_conforms(admin_token: str | None) -> None:
     paths = openapi_document()["paths"]
     operations = [result.ok() for result in schema.get_all_operations()]
     control = [op for op in operations if op.path.startswith("/__mock/")]
-    assert len(control) == 13
+    assert len(control) == sum(len(item) for path, item in paths.items() if "/__mock/" in path)
     for operation in control:
         kwargs: dict[str, Any] = {}
         if "{" in operation.path:
@@ -289,3 +289,40 @@ def test_answers_the_run_does_not_reach_conform(
     response = case.call(app=app, headers=headers)
     assert response.status_code == status
     case.validate_response(response, checks=CHECKS, headers=headers)
+
+
+def test_operation_ids_are_unique_and_every_link_reaches_an_operation() -> None:
+    document = openapi_document()
+    operations = {
+        op["operationId"]: (path, op)
+        for path, item in document["paths"].items()
+        for op in item.values()
+    }
+    assert len(operations) == sum(len(item) for item in document["paths"].values())
+    links = [
+        link
+        for _, op in operations.values()
+        for answer in op["responses"].values()
+        for link in answer.get("links", {}).values()
+    ]
+    assert len(links) >= 6  # created jobs (both flavours) and rules
+    for link in links:
+        path, _ = operations[link["operationId"]]
+        assert set(link["parameters"]) == set(re.findall(r"\{([^}]*)\}", path))
+
+
+def test_the_served_document_names_the_servers_own_timing_categories() -> None:
+    app, clock = build_app()
+    with loopback(app, clock) as http:
+        served = http.get("/openapi.json").json()
+        unknown = http.post(
+            "/__mock/rules", json={"match": {"category": "nope"}, "action": {"drop": {}}}
+        )
+    categories = list(app.state.simulator.table.categories)
+    match = served["components"]["schemas"]["Match"]["properties"]["category"]
+    assert {"type": "string", "enum": categories} in match["anyOf"]
+    assert "nope" not in categories
+    assert unknown.status_code == 400
+    assert openapi_document(["a", "b"])["components"]["schemas"]["JobShape"]["properties"][
+        "category"
+    ]["anyOf"][0]["enum"] == ["a", "b"]

@@ -258,3 +258,11 @@ def test_could_match_is_never_false_for_a_request_a_rule_matches(
     assert (rules.pick(Request(method, path, key=key)) is not None) == matched
     if matched:
         assert rules.could_match(method, key, path)
+
+
+def test_an_automatic_id_skips_one_a_rule_was_given() -> None:
+    rules = RuleSet(random.Random(0))
+    assert rules.add(parse_rule({"action": {"drop": {}}, "id": "r1"})) == "r1"
+    assert rules.add(parse_rule({"action": {"drop": {}}})) == "r2"
+    assert rules.add(parse_rule({"action": {"drop": {}}, "id": "r3"})) == "r3"
+    assert rules.add(parse_rule({"action": {"drop": {}}})) == "r4"
