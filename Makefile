@@ -27,7 +27,7 @@ lint: install
 
 ## the whole suite, including the official Node CLI/SDK peers (see `peer`)
 test: lint peer
-	$(BIN)/pytest
+	MOCKBANKR_REQUIRE_PEERS=1 $(BIN)/pytest
 
 ## the official @bankr/cli and @bankr/sdk from npm, into the ignored .peer/
 peer: $(PEER)/.installed

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from bench import client, instructions, memory, poll, rules, x402
+from bench import client, instructions, memory, poll, rules, startup, x402
 from bench.figures import BenchError, Benchmark, Figure
 
 __all__ = ["BENCHMARKS", "main"]
@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "rules": rules.run,
     "instructions": instructions.run,
     "x402": x402.run,
+    "cli": startup.run_cli,
+    "plugin": startup.run_plugin,
 }
 
 logger = logging.getLogger("bench")

@@ -1,26 +1,35 @@
-"""``mockbankr ledger | rules | journal``: drive a running server from the shell."""
+"""``mockbankr rules | journal``, and what every command that drives a running server shares.
+
+Each such command takes ``--url`` (``MOCKBANKR_URL``), ``--admin-token`` and ``--json``, and
+prints a table. Tables never cut a value: piped (not a terminal) they are as wide as their
+contents, in a terminal long values fold onto the next line; ``--json`` prints the server's
+answer as it came. httpx and rich are imported when a command runs, not when it is listed.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import httpx
-from rich.console import Console
-from rich.table import Table
 
-from mockbankr.errors import ConfigError
-from mockbankr.rules import load_rules_file, parse_rule
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-__all__ = ["journal", "ledger", "rules"]
+__all__ = ["call", "console", "journal", "new_table", "plural", "rules", "server_options", "show"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
+#: The width of a table that is not printed to a terminal: wide enough for any value.
+_PIPE_WIDTH = 10_000
 
-def _server_options(command: _F) -> _F:
+
+def server_options(command: _F) -> _F:
+    """``--url``, ``--admin-token`` and ``--json`` (as ``as_json``)."""
     command = click.option(
         "--url",
         envvar="MOCKBANKR_URL",
@@ -36,10 +45,15 @@ def _server_options(command: _F) -> _F:
         show_envvar=True,
         help="The server's --admin-token, if it has one.",
     )(command)
-    return click.option("--json", "as_json", is_flag=True, help="Print the raw JSON.")(command)
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print the server's JSON answer instead."
+    )(command)
 
 
-def _call(url: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
+def call(url: str, token: str | None, method: str, path: str, **kwargs: Any) -> Any:
+    """One control-plane request; a refusal or an unreachable server is a one-line error."""
+    import httpx
+
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response = httpx.request(
@@ -57,42 +71,54 @@ def _call(url: str, token: str | None, method: str, path: str, **kwargs: Any) ->
     return body
 
 
-def _show(data: Any, as_json: bool, render: Callable[[Any], Table]) -> None:
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``1 rule``, ``2 rules``; ``many`` for irregular plurals.
+
+    Example::
+
+        plural(1, "entry", "entries")  # "1 entry"
+    """
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def new_table(title: str, *columns: str) -> Table:
+    """A table whose cells fold rather than being cut with an ellipsis."""
+    from rich.table import Table
+
+    table = Table(title=title, min_width=len(title))  # the title on one line
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def console() -> Console:
+    """A rich console on stdout that cuts nothing when stdout is a pipe or a file."""
+    from rich.console import Console
+
+    stream = sys.stdout
+    if stream.isatty():
+        return Console(file=stream)
+    # not a terminal: as wide as the longest value, no colour codes
+    return Console(file=stream, width=_PIPE_WIDTH, color_system=None)
+
+
+def show(data: Any, as_json: bool, render: Callable[[Any], Table]) -> None:
+    """Print ``data`` as JSON, or as the table ``render`` makes of it."""
     if as_json:
         click.echo(json.dumps(data, indent=2))
-    else:
-        Console().print(render(data))
-
-
-@click.command()
-@_server_options
-def ledger(url: str, admin_token: str | None, as_json: bool) -> None:
-    """What the x402 prompts would have cost (nothing is ever settled)."""
-
-    def render(data: dict[str, Any]) -> Table:
-        table = Table(title=f"{data['count']} paid prompts, {data['totalUsdc']} USDC in all")
-        for column in ("payer", "jobs", "USDC"):
-            table.add_column(column)
-        for payer, row in data["byPayer"].items():
-            table.add_row(payer, str(row["count"]), row["totalUsdc"])
-        for status, row in data["byStatus"].items():
-            if row["count"]:
-                table.add_row(f"[dim]status {status}[/dim]", str(row["count"]), row["totalUsdc"])
-        for group in data["duplicates"]:
-            table.add_row(
-                "[yellow]likely duplicate submits[/yellow]",
-                ", ".join(group["jobIds"]),
-                f"+{group['extraUsdc']}",
-            )
-        return table
-
-    _show(_call(url, admin_token, "GET", "/__mock/ledger"), as_json, render)
+        return
+    console().print(render(data))
 
 
 def _rules_table(data: dict[str, Any]) -> Table:
-    table = Table(title=f"{len(data['rules'])} rules, evaluated in order")
-    for column in ("id", "match", "action", "times left", "probability"):
-        table.add_column(column)
+    table = new_table(
+        plural(len(data["rules"]), "rule") + ", evaluated in order",
+        "id",
+        "match",
+        "action",
+        "times left",
+        "probability",
+    )
     for rule in data["rules"]:
         table.add_row(
             rule["id"],
@@ -106,14 +132,14 @@ def _rules_table(data: dict[str, Any]) -> Table:
 
 @click.group()
 def rules() -> None:
-    """List, add and clear the fault rules of a running server."""
+    """List, add, delete and clear the fault rules of a running server."""
 
 
 @rules.command("list")
-@_server_options
+@server_options
 def rules_list(url: str, admin_token: str | None, as_json: bool) -> None:
     """Show the rules in evaluation order."""
-    _show(_call(url, admin_token, "GET", "/__mock/rules"), as_json, _rules_table)
+    show(call(url, admin_token, "GET", "/__mock/rules"), as_json, _rules_table)
 
 
 @rules.command("add")
@@ -122,17 +148,22 @@ def rules_list(url: str, admin_token: str | None, as_json: bool) -> None:
     "--file",
     "rules_file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Add every [[rules]] table of a TOML file instead.",
+    help="Add every [[rules]] table of a TOML file (the format of serve --rules) instead.",
 )
-@_server_options
+@server_options
 def rules_add(
     rule: str | None, rules_file: Path | None, url: str, admin_token: str | None, as_json: bool
 ) -> None:
-    """Add a rule given as JSON, e.g.
+    """Add a rule given as JSON, or every rule of a TOML --file, e.g.
 
     mockbankr rules add '{"match": {"path": "/agent/job/*"}, "action": {"respond":
     {"status": 503}}, "times": 2}'
     """
+    import msgspec
+
+    from mockbankr.errors import ConfigError
+    from mockbankr.rules import load_rules_file, parse_rule
+
     if (rule is None) == (rules_file is None):
         raise click.UsageError("give a rule as JSON, or --file FILE")
     try:
@@ -145,19 +176,54 @@ def rules_add(
         raise click.UsageError(f"the rule is not valid JSON: {exc}") from exc
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from exc
-    import msgspec
-
     for item in parsed:
-        added = _call(url, admin_token, "POST", "/__mock/rules", json=msgspec.to_builtins(item))
+        added = call(url, admin_token, "POST", "/__mock/rules", json=msgspec.to_builtins(item))
         click.echo(json.dumps(added) if as_json else f"added rule {added['id']}")
 
 
+@rules.command("delete")
+@click.argument("rule_id")
+@server_options
+def rules_delete(rule_id: str, url: str, admin_token: str | None, as_json: bool) -> None:
+    """Delete one rule by its id (as `rules list` shows it)."""
+    from urllib.parse import quote
+
+    deleted = call(url, admin_token, "DELETE", f"/__mock/rules/{quote(rule_id, safe='')}")
+    click.echo(json.dumps(deleted) if as_json else f"deleted rule {deleted['deleted']}")
+
+
 @rules.command("clear")
-@_server_options
+@server_options
 def rules_clear(url: str, admin_token: str | None, as_json: bool) -> None:
     """Remove every rule."""
-    _call(url, admin_token, "DELETE", "/__mock/rules")
-    click.echo("{}" if as_json else "rules cleared")
+    answer = call(url, admin_token, "DELETE", "/__mock/rules")
+    click.echo(json.dumps(answer) if as_json else "rules cleared")
+
+
+def _journal_table(data: dict[str, Any]) -> Table:
+    table = new_table(
+        plural(len(data["entries"]), "request"),
+        "sim time",
+        "method",
+        "path",
+        "status",
+        "owner",
+        "job",
+        "fault",
+        "ms",
+    )
+    for e in data["entries"]:
+        table.add_row(
+            e["simTime"],
+            e["method"],
+            e["path"],
+            str(e["status"]),
+            e["owner"] or "",
+            e["jobId"] or "",
+            e["fault"] or "",
+            f"{e['latencyMs']:.1f}",
+        )
+    return table
 
 
 @click.command()
@@ -165,6 +231,10 @@ def rules_clear(url: str, admin_token: str | None, as_json: bool) -> None:
 @click.option("--path", help="Only paths matching this glob, e.g. '/agent/job/*'.")
 @click.option("--status", help="Only this response status.")
 @click.option("--owner", help="Only this API key or wallet.")
+@click.option("--job-id", help="Only requests about this job.")
+@click.option(
+    "--fault", help="Only requests a fault acted on: respond, delay, hang, drop or malformed."
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -173,12 +243,14 @@ def rules_clear(url: str, admin_token: str | None, as_json: bool) -> None:
     help="The newest N matching requests.",
 )
 @click.option("--clear", is_flag=True, help="Empty the journal instead.")
-@_server_options
+@server_options
 def journal(
     method: str | None,
     path: str | None,
     status: str | None,
     owner: str | None,
+    job_id: str | None,
+    fault: str | None,
     limit: int,
     clear: bool,
     url: str,
@@ -187,33 +259,18 @@ def journal(
 ) -> None:
     """The requests a running server received, oldest first."""
     if clear:
-        _call(url, admin_token, "DELETE", "/__mock/journal")
-        click.echo("journal cleared")
+        answer = call(url, admin_token, "DELETE", "/__mock/journal")
+        click.echo(json.dumps(answer) if as_json else "journal cleared")
         return
-    params = {"method": method, "path": path, "status": status, "owner": owner, "limit": limit}
-    data = _call(
-        url,
-        admin_token,
-        "GET",
-        "/__mock/journal",
-        params={k: v for k, v in params.items() if v is not None},
-    )
-
-    def render(data: dict[str, Any]) -> Table:
-        table = Table(title=f"{len(data['entries'])} requests")
-        for column in ("sim time", "method", "path", "status", "owner", "job", "fault", "ms"):
-            table.add_column(column)
-        for e in data["entries"]:
-            table.add_row(
-                e["simTime"],
-                e["method"],
-                e["path"],
-                str(e["status"]),
-                e["owner"] or "",
-                e["jobId"] or "",
-                e["fault"] or "",
-                f"{e['latencyMs']:.1f}",
-            )
-        return table
-
-    _show(data, as_json, render)
+    params: dict[str, Any] = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "owner": owner,
+        "job_id": job_id,
+        "fault": fault,
+    }
+    params = {k: v for k, v in params.items() if v is not None}
+    size = call(url, admin_token, "GET", "/__mock/journal", params={**params, "limit": 1})["size"]
+    params["limit"] = min(limit, size)  # the server refuses more than it keeps
+    show(call(url, admin_token, "GET", "/__mock/journal", params=params), as_json, _journal_table)

@@ -77,7 +77,7 @@ class AgentApi:
 
     async def health(self, request: Request) -> Response:
         # Public, as a load balancer's check; a key that is sent must be valid,
-        # so `curl /_health -H "X-API-Key: ..."` doubles as a key test (spec 1.2).
+        # so `curl /_health -H "X-API-Key: ..."` doubles as a key test (docs/wire.md 1.2).
         if "x-api-key" in request.headers:
             self.owner(request)
         return JSONResponse({"status": "ok"})

@@ -2,14 +2,19 @@
 
 Every option of ``mockbankr serve`` also reads a ``MOCKBANKR_*`` environment
 variable (``--port`` <- ``MOCKBANKR_PORT``, ``--api-key`` <- ``MOCKBANKR_API_KEY``,
-space-separated for several keys). ``ledger``, ``rules`` and ``journal`` drive a
-running server (see :mod:`mockbankr._cli_remote`).
+space-separated for several keys). ``ledger``, ``rules``, ``journal``, ``clock``,
+``jobs`` and ``reset`` drive a running server (see :mod:`mockbankr._cli_remote`).
+
+Subcommands are imported when they run, so ``mockbankr --help`` loads neither the app
+nor the contract harness; ``mockbankr contracts`` needs the ``mockbankr[contracts]``
+extra and says so (exit 2) when it is missing.
 """
 
 from __future__ import annotations
 
+import errno
+import importlib
 import logging
-import random
 import socket
 import sys
 from collections.abc import Callable
@@ -18,21 +23,81 @@ from typing import Any, TypeVar
 
 import click
 
-from mockbankr._cli_remote import journal, ledger, rules
-from mockbankr.app import create_app
-from mockbankr.clock import RealClock, ScaledClock
-from mockbankr.contracts.cli import contracts as contracts_cli
-from mockbankr.control import is_loopback
-from mockbankr.errors import ConfigError
-from mockbankr.money import DEFAULT_PAY_TO, PaymentTerms, usdc_to_atomic
-from mockbankr.rules import load_rules_file
-from mockbankr.settings import Settings
-from mockbankr.store import MemoryStore
-from mockbankr.timing import load_timing
-
-__all__ = ["main"]
+__all__ = ["CONTRACTS_EXTRA_HINT", "main"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
+
+#: The one line ``mockbankr contracts`` prints (exit 2) without the harness's dependencies.
+CONTRACTS_EXTRA_HINT = (
+    "mockbankr contracts needs the contracts extra: pip install 'mockbankr[contracts]'"
+)
+
+#: The x402 challenge's default ``payTo`` (a burn address), shown in ``--help``.
+_DEFAULT_PAY_TO_SHOWN = "0x000000000000000000000000000000000000dEaD"
+
+#: Subcommands imported only when they run: name -> (module, attribute, one-line help).
+_LAZY: dict[str, tuple[str, str, str]] = {
+    "clock": ("mockbankr._cli_state", "clock", "Read the clock, advance it or set its speed."),
+    "contracts": (
+        "mockbankr.contracts.cli",
+        "contracts",
+        "Record, check and verify the contract files (the contracts extra).",
+    ),
+    "jobs": ("mockbankr._cli_state", "jobs", "List jobs, show one, force its outcome."),
+    "journal": ("mockbankr._cli_remote", "journal", "The requests a running server received."),
+    "ledger": ("mockbankr._cli_state", "ledger", "What the x402 prompts would have cost."),
+    "reset": ("mockbankr._cli_state", "reset", "Forget jobs, payments, journal and limits."),
+    "rules": ("mockbankr._cli_remote", "rules", "List, add, delete and clear fault rules."),
+}
+
+
+def _missing_extra(missing: str) -> click.Command:
+    """A command that says which extra to install, whatever it is given, and exits 2."""
+
+    def run() -> None:
+        click.echo(f"Error: {CONTRACTS_EXTRA_HINT} (no module named {missing!r})", err=True)
+        sys.exit(2)
+
+    return click.Command(
+        "contracts",
+        callback=run,
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+class _LazyGroup(click.Group):
+    """A group whose :data:`_LAZY` subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in _LAZY:
+            return command
+        module_name, attribute, _ = _LAZY[cmd_name]
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if cmd_name != "contracts" or (exc.name or "").startswith("mockbankr"):
+                raise
+            return _missing_extra(exc.name or "?")
+        loaded: click.Command = getattr(module, attribute)
+        return loaded
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in _LAZY and name not in self.commands:
+                rows.append((name, _LAZY[name][2]))
+            else:
+                command = self.commands[name]
+                if not command.hidden:
+                    rows.append((name, command.get_short_help_str(formatter.width)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
 def _option(*names: str, env: str, **kwargs: Any) -> Callable[[_F], _F]:
@@ -41,25 +106,34 @@ def _option(*names: str, env: str, **kwargs: Any) -> Callable[[_F], _F]:
 
 
 def _check_port_free(host: str, port: int) -> None:
+    """Bind once to fail early with a hint that fits the cause (port taken, host unusable)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                hint = "is another server running? pick another --port"
+            elif exc.errno == errno.EACCES:
+                hint = "ports below 1024 need privileges: pick another --port"
+            else:
+                hint = "--host must be an address or name of this machine, e.g. 127.0.0.1"
+            reason = exc.strerror or str(exc)
             raise click.ClickException(
-                f"cannot listen on {host}:{port}: {exc.strerror}"
-                " (is another server running? pick another --port)"
+                f"cannot listen on {host}:{port}: {reason} ({hint})"
             ) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mockbankr")
 def main() -> None:
     """mockbankr: a local, deterministic, time-controllable Bankr agent API.
 
     Start the simulator with `mockbankr serve`, then point the official CLI at it:
     BANKR_API_URL=http://127.0.0.1:8402 BANKR_API_KEY=bk_anything bankr prompt "..."
+
+    Every other command drives a running server (--url, default http://127.0.0.1:8402).
     """
 
 
@@ -107,7 +181,8 @@ def main() -> None:
     "api_keys",
     env="MOCKBANKR_API_KEY",
     multiple=True,
-    help="Accept only this X-API-Key (repeatable). Default: any non-empty key.",
+    help="Accept only this X-API-Key (repeatable; in MOCKBANKR_API_KEY, several keys are"
+    " separated by spaces). Default: any non-empty key.",
 )
 @_option(
     "--price-usdc",
@@ -119,8 +194,8 @@ def main() -> None:
 @_option(
     "--pay-to",
     env="MOCKBANKR_PAY_TO",
-    default=DEFAULT_PAY_TO,
-    show_default=True,
+    default=None,
+    show_default=_DEFAULT_PAY_TO_SHOWN,
     help="The payTo address of the x402 challenge.",
 )
 @_option(
@@ -150,8 +225,8 @@ def main() -> None:
     "--admin-token",
     env="MOCKBANKR_ADMIN_TOKEN",
     default=None,
-    help="Require Authorization: Bearer TOKEN on /__mock/* (then from any address)."
-    " Without it, /__mock/* answers loopback callers only.",
+    help="Require Authorization: Bearer TOKEN on /__mock/* (then from any address); at"
+    " least 8 characters. Without it, /__mock/* answers loopback callers only.",
 )
 @_option(
     "--log-requests/--no-log-requests",
@@ -167,7 +242,7 @@ def serve(
     fixtures: Path | None,
     api_keys: tuple[str, ...],
     price_usdc: str,
-    pay_to: str,
+    pay_to: str | None,
     rules_file: Path | None,
     daily_limit: int | None,
     journal_size: int,
@@ -175,7 +250,21 @@ def serve(
     log_requests: bool,
 ) -> None:
     """Run the simulator (in-memory store) until Ctrl-C."""
+    import random
+
     import uvicorn
+
+    from mockbankr.app import create_app
+    from mockbankr.clock import RealClock, ScaledClock
+    from mockbankr.control import is_loopback
+    from mockbankr.errors import ConfigError
+    from mockbankr.money import PaymentTerms, usdc_to_atomic
+    from mockbankr.rules import load_rules_file
+    from mockbankr.settings import Settings
+    from mockbankr.store import MemoryStore
+    from mockbankr.timing import load_timing
+
+    terms: dict[str, Any] = {} if pay_to is None else {"pay_to": pay_to}
 
     try:
         settings = Settings(
@@ -191,7 +280,7 @@ def serve(
             daily_limit=daily_limit,
             rules=tuple(load_rules_file(rules_file)) if rules_file else (),
             rules_file=rules_file,
-            payment=PaymentTerms(price_atomic=usdc_to_atomic(price_usdc), pay_to=pay_to),
+            payment=PaymentTerms(price_atomic=usdc_to_atomic(price_usdc), **terms),
         )
         table = load_timing(settings.fixtures)
         clock = ScaledClock(speed)
@@ -215,12 +304,6 @@ def serve(
     if not is_loopback(host) and admin_token is None:
         click.echo("note: /__mock/* answers loopback callers only (no --admin-token)", err=True)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
-
-
-main.add_command(ledger)
-main.add_command(rules)
-main.add_command(journal)
-main.add_command(contracts_cli)
 
 
 if __name__ == "__main__":  # pragma: no cover

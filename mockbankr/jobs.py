@@ -197,7 +197,7 @@ def body_changes_at(job: JobRecord, category: Category, now: float) -> float:
 
 
 def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
-    """The ``GET /agent/job/{id}`` body at ``now``, fields present per status (spec 1.4).
+    """The ``GET /agent/job/{id}`` body at ``now``, fields present per status (docs/wire.md 1.4).
 
     Always: ``success, jobId, threadId, status, prompt, createdAt, cancellable,
     statusUpdates``. Once started: ``startedAt``. Completed: ``completedAt,
@@ -235,7 +235,7 @@ def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
 
 
 def cancel_body(job: JobRecord) -> dict[str, Any]:
-    """The ``POST .../cancel`` success body (spec 1.5) of a cancelled job."""
+    """The ``POST .../cancel`` success body (docs/wire.md 1.5) of a cancelled job."""
     assert job.cancelled_at is not None
     return {
         "success": True,

@@ -6,8 +6,15 @@
 * ``mockbankr_server``: a :class:`~mockbankr.testing.LiveServer` on a free loopback
   port, at speed 50, for non-Python clients; use its ``base_url``.
 
+Nothing of the simulator is imported until a test asks for one of these fixtures, so the
+plugin costs a pytest session that does not use it next to nothing.
+
 Example::
 
+    import pytest
+
+
+    @pytest.mark.anyio
     async def test_price(bankr_client):
         job = await bankr_client.prompt_and_wait("What is the price of ETH?")
         assert job.status == "completed"
@@ -20,10 +27,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from mockbankr.testing import LiveServer, MockbankrEnv
-
 if TYPE_CHECKING:
     from bankr_client import AsyncBankrClient
+
+    from mockbankr.testing import LiveServer, MockbankrEnv
 
 __all__ = ["bankr_client", "mockbankr_env", "mockbankr_server"]
 
@@ -31,6 +38,8 @@ __all__ = ["bankr_client", "mockbankr_env", "mockbankr_server"]
 @pytest.fixture
 def mockbankr_env() -> Iterator[MockbankrEnv]:
     """The simulator in-process on a VirtualClock, with reference clients wired to it."""
+    from mockbankr.testing import MockbankrEnv
+
     env = MockbankrEnv(seed=0)
     try:
         yield env
@@ -47,5 +56,7 @@ def bankr_client(mockbankr_env: MockbankrEnv) -> AsyncBankrClient:
 @pytest.fixture
 def mockbankr_server() -> Iterator[LiveServer]:
     """A live uvicorn serving mockbankr at speed 50 on a free loopback port."""
+    from mockbankr.testing import LiveServer
+
     with LiveServer(speed=50, seed=0) as server:
         yield server

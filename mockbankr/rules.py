@@ -235,7 +235,8 @@ def load_rules_file(path: Path) -> list[Rule]:
         try:
             out.append(parse_rule(item, where=f"rules[{i}]"))
         except ConfigError as exc:
-            raise FixtureError(str(exc), path=str(path), key=f"rules[{i}]") from exc
+            message = str(exc).removeprefix(f"rules[{i}]: ")  # the key is given apart
+            raise FixtureError(message, path=str(path), key=f"rules[{i}]") from exc
     return out
 
 

@@ -1,6 +1,6 @@
 """The Bankr wire format, built in one place: JSON encoding, timestamps and error bodies.
 
-Error texts and status codes are the documented ones (``spec/bankr-wire.md``
+Error texts and status codes are the documented ones (``docs/wire.md``
 sections 1.3-1.5). Handlers raise the :class:`~mockbankr.errors.ApiError` these
 functions return; no handler writes an error body by hand. The core raises
 domain errors instead, and :data:`DOMAIN_ERRORS` is the one table that maps

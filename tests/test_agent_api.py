@@ -1,4 +1,4 @@
-"""The API-key flavour against spec/bankr-wire.md section 1, through HTTP in-process."""
+"""The API-key flavour against docs/wire.md section 1, through HTTP in-process."""
 
 from __future__ import annotations
 

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,80 @@ def test_an_invalid_rules_file_names_the_rule(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", "--rules", str(rules)])
     assert result.exit_code == 1
     assert "rules.toml: rules[0]" in result.output
+
+
+@pytest.mark.parametrize("host", ["203.0.113.7", "no-such-host.invalid"])
+def test_an_unusable_host_gets_a_host_hint_not_a_port_hint(host: str) -> None:
+    result = CliRunner().invoke(main, ["serve", "--host", host, "--port", "0"])
+    assert result.exit_code == 1
+    assert f"cannot listen on {host}:0" in result.output
+    assert "--host must be an address or name of this machine" in result.output
+    assert "another server" not in result.output
+
+
+def test_help_documents_the_key_separator_and_the_admin_token_length() -> None:
+    output = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200).output
+    assert "separated by spaces" in output
+    assert "at least 8 characters" in output
+
+
+def test_help_lists_every_command() -> None:
+    output = CliRunner().invoke(main, ["--help"]).output
+    for command in ("clock", "contracts", "jobs", "journal", "ledger", "reset", "rules", "serve"):
+        assert f"  {command} " in output, command
+
+
+def test_a_rule_error_in_a_rules_file_names_the_rule_once(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.toml"
+    rules.write_text("[[rules]]\ntimes = 0\n[rules.action.drop]\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["serve", "--rules", str(rules)])
+    assert result.exit_code == 1
+    assert "rules.toml: rules[0]: times must be >= 1" in result.output
+    assert result.output.count("rules[0]") == 1
+
+
+def _python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_help_imports_neither_the_app_nor_the_harness() -> None:
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom mockbankr.cli import main\n"
+        "assert CliRunner().invoke(main, ['--help']).exit_code == 0\n"
+        "heavy = ('starlette', 'uvicorn', 'httpx', 'rich', 'eth_account', 'bankr_client',"
+        " 'mockbankr.app', 'mockbankr.contracts')\n"
+        "print(sorted({m for m in sys.modules if m.startswith(heavy)}))"
+    )
+    result = _python(code)
+    assert (result.returncode, result.stdout.strip()) == (0, "[]"), result.stderr
+
+
+def test_contracts_without_the_extra_is_one_line_and_exit_2() -> None:
+    code = (
+        "import sys\nsys.modules['bankr_client'] = None  # as if bankr-client were not installed\n"
+        "from mockbankr.cli import main\nmain(['contracts', 'verify', '--dir', 'anywhere'])"
+    )
+    result = _python(code)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "Error: mockbankr contracts needs the contracts extra: pip install"
+        " 'mockbankr[contracts]' (no module named 'bankr_client')"
+    ]
+
+
+def test_contracts_verify_finds_the_files_from_any_folder(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mockbankr.cli", "contracts", "verify", "--scenario", "completed"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 passed, 0 failed" in result.stdout
 
 
 @pytest.mark.parametrize(

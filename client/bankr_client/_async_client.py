@@ -20,6 +20,7 @@ from bankr_client._core import (
     configure,
     validate_wait,
 )
+from bankr_client._poll import DEFAULT_INTERVAL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT
 from bankr_client.auth import Auth
 from bankr_client.clock import Clock
 from bankr_client.errors import ConfigError
@@ -154,9 +155,9 @@ class AsyncBankrClient:
         self,
         job_id: str,
         *,
-        interval: float = 2.0,
-        max_attempts: int = 150,
-        timeout: float = 300.0,  # noqa: ASYNC109 -- a deadline on the injected clock
+        interval: float = DEFAULT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- a deadline on the injected clock
         on_status: StatusCallback | None = None,
     ) -> JobStatus:
         """Poll until a terminal status. See :meth:`BankrClient.poll_job`.
@@ -180,9 +181,9 @@ class AsyncBankrClient:
         prompt: str,
         *,
         thread_id: str | None = None,
-        interval: float = 2.0,
-        max_attempts: int = 150,
-        timeout: float = 300.0,  # noqa: ASYNC109 -- a deadline on the injected clock
+        interval: float = DEFAULT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- a deadline on the injected clock
         on_status: StatusCallback | None = None,
         raise_on_failure: bool = False,
     ) -> JobStatus:
@@ -211,9 +212,9 @@ class AsyncBankrClient:
         thread_id: str | None = None,
         max_retries: int = 3,
         backoff: RetryPolicy | None = None,
-        interval: float = 2.0,
-        max_attempts: int = 150,
-        timeout: float = 300.0,  # noqa: ASYNC109 -- a deadline on the injected clock
+        interval: float = DEFAULT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- a deadline on the injected clock
         on_status: StatusCallback | None = None,
     ) -> RetryResult:
         """Re-prompt while the job ends failed or cancelled. See :meth:`BankrClient.with_retry`.
@@ -240,9 +241,9 @@ class AsyncBankrClient:
         prompts: Iterable[str],
         *,
         concurrency: int = 8,
-        interval: float = 2.0,
-        max_attempts: int = 150,
-        timeout: float = 300.0,  # noqa: ASYNC109 -- a deadline on the injected clock
+        interval: float = DEFAULT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 -- a deadline on the injected clock
         on_status: StatusCallback | None = None,
         raise_on_failure: bool = False,
     ) -> list[BatchItem]:

@@ -18,6 +18,7 @@ import httpx
 
 from bankr_client._async_client import AsyncBankrClient
 from bankr_client._core import Core, Op, Reply, Send, StatusCallback, configure
+from bankr_client._poll import DEFAULT_INTERVAL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT
 from bankr_client.auth import Auth
 from bankr_client.clock import Clock
 from bankr_client.models import BatchItem, JobStatus, PromptResponse, RetryResult
@@ -165,9 +166,9 @@ class BankrClient:
         self,
         job_id: str,
         *,
-        interval: float = 2.0,
-        max_attempts: int = 150,
-        timeout: float = 300.0,
+        interval: float = DEFAULT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,
         on_status: StatusCallback | None = None,
     ) -> JobStatus:
         """Poll a job every ``interval`` s until completed, failed **or cancelled**.
@@ -198,9 +199,9 @@ class BankrClient:
         prompt: str,
         *,
         thread_id: str | None = None,
-        interval: float = 2.0,
-        max_attempts: int = 150,
-        timeout: float = 300.0,
+        interval: float = DEFAULT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,
         on_status: StatusCallback | None = None,
         raise_on_failure: bool = False,
     ) -> JobStatus:
@@ -233,9 +234,9 @@ class BankrClient:
         thread_id: str | None = None,
         max_retries: int = 3,
         backoff: RetryPolicy | None = None,
-        interval: float = 2.0,
-        max_attempts: int = 150,
-        timeout: float = 300.0,
+        interval: float = DEFAULT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,
         on_status: StatusCallback | None = None,
     ) -> RetryResult:
         """Re-prompt while the job ends ``failed`` or ``cancelled``, at most ``max_retries``
@@ -270,9 +271,9 @@ class BankrClient:
         prompts: Iterable[str],
         *,
         concurrency: int = 8,
-        interval: float = 2.0,
-        max_attempts: int = 150,
-        timeout: float = 300.0,
+        interval: float = DEFAULT_INTERVAL,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+        timeout: float = DEFAULT_TIMEOUT,
         on_status: StatusCallback | None = None,
         raise_on_failure: bool = False,
     ) -> list[BatchItem]:

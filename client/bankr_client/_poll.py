@@ -30,7 +30,16 @@ from bankr_client.errors import (
 from bankr_client.models import JobStatus
 from bankr_client.retry import RetryPolicy
 
-__all__ = ["Deadline", "Poller"]
+__all__ = ["DEFAULT_INTERVAL", "DEFAULT_MAX_ATTEMPTS", "DEFAULT_TIMEOUT", "Deadline", "Poller"]
+
+# The official SDK's polling defaults (``@bankr/sdk`` client.js L115-117), written once: every
+# waiting method of both clients takes them as its keyword defaults.
+#: Seconds between status requests.
+DEFAULT_INTERVAL = 2.0
+#: Status requests at most (retries included).
+DEFAULT_MAX_ATTEMPTS = 150
+#: Seconds from the first status request to the deadline.
+DEFAULT_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)

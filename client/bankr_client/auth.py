@@ -2,7 +2,8 @@
 
 An auth object decides the paths, headers and prompt body of each request, and (for x402)
 answers a ``402`` challenge by signing a payment locally. Nothing here does I/O; signing uses
-``eth-account``, no hand-written crypto, and never contacts a chain.
+``eth-account`` (the ``bankr-client[x402]`` extra, imported only when an
+:class:`X402Auth` is built), no hand-written crypto, and never contacts a chain.
 """
 
 from __future__ import annotations
@@ -15,9 +16,6 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from urllib.parse import quote
-
-from eth_account import Account
-from eth_account.messages import encode_defunct
 
 from bankr_client.errors import ConfigError, PaymentRequiredError
 
@@ -33,6 +31,19 @@ _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _UINT = re.compile(r"^[0-9]+$")
 #: x402-fetch signs an authorization valid from 10 minutes ago, against clock skew.
 _VALID_AFTER_SLACK = 600
+
+
+#: What to install when eth-account is missing (it is only needed to pay and sign).
+X402_EXTRA_HINT = "X402Auth needs eth-account: pip install 'bankr-client[x402]'"
+
+
+def _eth_account() -> Any:
+    """``eth_account.Account``, imported on first use so API-key users never need it."""
+    try:
+        from eth_account import Account
+    except ModuleNotFoundError as exc:
+        raise ImportError(X402_EXTRA_HINT, name=exc.name) from exc
+    return Account
 
 
 def _job_segment(job_id: str) -> str:
@@ -124,8 +135,9 @@ class X402Auth:
         nonce: Callable[[], bytes] | None = None,
         wallet_address: str | None = None,
     ) -> None:
+        account_type = _eth_account()
         try:
-            self._account = Account.from_key(private_key)
+            self._account = account_type.from_key(private_key)
         except Exception:  # eth-account raises several types for a bad key
             raise ConfigError("private_key is not a valid secp256k1 private key") from None
         try:
@@ -182,6 +194,8 @@ class X402Auth:
             auth.job_headers("job_1", cancel=False)["x-message"]  # "Get job status for job_1"
         """
         message = f"Cancel job {job_id}" if cancel else f"Get job status for {job_id}"
+        from eth_account.messages import encode_defunct
+
         signed = self._account.sign_message(encode_defunct(text=message))
         return {
             "wallet-address": self.address,

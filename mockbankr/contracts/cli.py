@@ -20,24 +20,39 @@ from pathlib import Path
 
 import click
 import httpx
-from rich.console import Console
 
+from mockbankr._cli_remote import console, plural
 from mockbankr.contracts._target import has_control_plane
 from mockbankr.contracts.format import Contract, ContractError, dump_contract
 from mockbankr.contracts.record import DEFAULT_SEED, record_live, record_scenario, write_contract
 from mockbankr.contracts.scenarios import SCENARIOS, TEST_CREDENTIALS, Credentials
 from mockbankr.contracts.verify import load_contracts, render_report, verify_all
 
-__all__ = ["contracts"]
+__all__ = ["contracts", "default_contracts_dir"]
 
 _DIR = click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
-    default=Path("contracts"),
-    show_default=True,
-    help="Folder of the contract files.",
+    default=None,
+    help="Folder of the contract files. Default: the checkout's contracts/ folder, or the"
+    " copy installed with mockbankr; wherever the command is run from.",
 )
+
+
+def default_contracts_dir() -> Path:
+    """The contract files that come with mockbankr, whatever the current folder.
+
+    The checkout's ``contracts/`` (an editable install), else the copy the wheel carries
+    in ``mockbankr/_contracts``.
+    """
+    package = Path(__file__).resolve().parents[1]
+    checkout = package.parent / "contracts"
+    if any(checkout.glob("*.json")):
+        return checkout
+    return package / "_contracts"
+
+
 _BASE_URL = click.option(
     "--base-url",
     default=None,
@@ -91,7 +106,7 @@ def contracts() -> None:
 def record(
     names: tuple[str, ...],
     base_url: str | None,
-    directory: Path,
+    directory: Path | None,
     seed: int,
     check: bool,
     allow_spend: bool,
@@ -103,7 +118,8 @@ def record(
     in real time against that server instead (for exploring; such files are not
     reproducible and `make test` would flag them).
     """
-    console = Console()
+    out = console()
+    directory = directory or default_contracts_dir()
     selected = [SCENARIOS[name] for name in (names or sorted(SCENARIOS))]
     if base_url is not None and check:
         raise click.UsageError("--check compares in-process recordings; drop --base-url")
@@ -125,8 +141,9 @@ def record(
         write_contract(contract, directory)
         end = f"{contract.end.status or contract.end.error} @{contract.end.at}s"
         state = "unchanged" if same else "written"
-        console.print(
-            f"{state:9} {path} ({len(contract.exchanges)} exchanges, ends {end})", soft_wrap=True
+        out.print(
+            f"{state:9} {path} ({plural(len(contract.exchanges), 'exchange')}, ends {end})",
+            soft_wrap=True,
         )
     if check:
         if not names:
@@ -137,11 +154,15 @@ def record(
                 if p.name not in known
             ]
         for line in stale:
-            console.print(line, style="red", soft_wrap=True)
+            out.print(line, style="red", soft_wrap=True)
         if stale:
-            console.print("Regenerate them with: mockbankr contracts record")
+            out.print("Regenerate them with: mockbankr contracts record")
             raise SystemExit(1)
-        console.print(f"{len(selected)} contract files match a fresh recording (seed {seed})")
+        files = plural(len(selected), "contract file")
+        out.print(
+            f"{files} {'matches' if len(selected) == 1 else 'match'} a fresh recording"
+            f" (seed {seed})"
+        )
 
 
 async def _record(name: str, base_url: str | None, seed: int, allow_spend: bool) -> Contract:
@@ -172,7 +193,7 @@ async def _record(name: str, base_url: str | None, seed: int, allow_spend: bool)
 )
 @_ALLOW_SPEND
 def verify(
-    directory: Path, base_url: str | None, names: tuple[str, ...], allow_spend: bool
+    directory: Path | None, base_url: str | None, names: tuple[str, ...], allow_spend: bool
 ) -> None:
     """Send each contract's requests to a provider and check its answers; exit 1 on a mismatch.
 
@@ -182,6 +203,7 @@ def verify(
     Bankr API) contracts that need rules are skipped. Credentials for a live server come from
     BANKR_API_KEY and BANKR_PRIVATE_KEY.
     """
+    directory = directory or default_contracts_dir()
     try:
         found = load_contracts(directory)
     except ContractError as exc:
@@ -195,6 +217,6 @@ def verify(
         verify_all(chosen, base_url=base_url, credentials=credentials, allow_spend=allow_spend)
     )
     target = base_url or "the in-process simulator"
-    render_report(results, Console(), title=f"Contracts in {directory} against {target}")
+    render_report(results, console(), title=f"Contracts in {directory} against {target}")
     if any(result.outcome == "fail" for result in results):
         raise SystemExit(1)

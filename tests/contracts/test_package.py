@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import mockbankr.contracts
-from mockbankr.contracts.cli import contracts
+from mockbankr.contracts.cli import contracts, default_contracts_dir
 
 MODULES = ["_match", "_target", "cli", "format", "record", "replay", "scenarios", "verify"]
 PACKAGE = Path(mockbankr.contracts.__file__).parent
@@ -61,4 +61,8 @@ def test_the_group_has_record_and_verify() -> None:
     verify = CliRunner().invoke(contracts, ["verify", "--help"])
     assert "--base-url" in verify.output
     assert "--dir" in verify.output
-    assert "[default: contracts]" in verify.output
+    assert "wherever the command is run from" in " ".join(verify.output.split())
+
+
+def test_the_default_folder_is_the_checkouts_whatever_the_current_folder() -> None:
+    assert default_contracts_dir() == Path(__file__).resolve().parents[2] / "contracts"

@@ -1,8 +1,9 @@
 """Fixtures for the official Node clients (`make peer` installs them into ``.peer/``).
 
 * ``peer_paths`` (session): node, the ``bankr`` binary and ``peer/sdk-run.mjs``, resolved
-  from the repository root. Nothing is checked here: a missing install fails each test
-  that runs a peer, with a message that says to run ``make peer``, and never skips.
+  from the repository root. Nothing is checked here: a test that runs a peer which is not
+  installed is skipped with a reason that says to run ``make peer``, or fails with it when
+  ``MOCKBANKR_REQUIRE_PEERS=1`` (``make test`` sets it, so CI cannot skip them silently).
 * ``peer_env`` (session): the base environment of every peer process, ``PATH`` and locale
   only, so no ``BANKR_*`` variable or colour setting of the caller leaks in.
 * ``bankr``: runs the CLI with a fresh temporary ``HOME`` per test (the CLI writes
@@ -21,7 +22,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -50,17 +51,25 @@ class PeerPaths:
     sdk_client: Path
     sdk_run: Path
     peer_dir: Path
+    #: A missing peer fails its tests instead of skipping them (``MOCKBANKR_REQUIRE_PEERS=1``).
+    required: bool = False
 
     def require(self, path: Path, package: str) -> list[str]:
-        """``[node, path]``, or fail the test saying how to install the peers."""
+        """``[node, path]``, or skip (fail, if peers are required) saying how to install them."""
         if self.node is None:
-            pytest.fail("node is not on PATH: the peer tests need Node 20 and npm 11")
+            self._missing("node is not on PATH: the peer tests need Node 20 and npm 11")
         if not path.exists():
-            pytest.fail(
+            self._missing(
                 f"{package} is not installed ({path} is missing): run `make peer` "
                 f"(it installs peer/package.json into {self.peer_dir})"
             )
+        assert self.node is not None
         return [self.node, str(path)]
+
+    def _missing(self, reason: str) -> NoReturn:
+        if self.required:
+            pytest.fail(f"{reason} [MOCKBANKR_REQUIRE_PEERS=1]")
+        pytest.skip(reason)
 
 
 @pytest.fixture(scope="session")
@@ -71,6 +80,7 @@ def peer_paths() -> PeerPaths:
         sdk_client=PEER_DIR / "node_modules" / "@bankr" / "sdk" / "dist" / "client.js",
         sdk_run=REPO_ROOT / "peer" / "sdk-run.mjs",
         peer_dir=PEER_DIR,
+        required=os.environ.get("MOCKBANKR_REQUIRE_PEERS") == "1",
     )
 
 

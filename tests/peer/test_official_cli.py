@@ -223,7 +223,7 @@ def test_cancel_of_a_completed_job_fails_with_the_400(
 ) -> None:
     # mockbankr answers 400 {"error": "Job already completed", "message": ...}; the CLI
     # only prints "Job is completed and could not be cancelled" (exit 0) for a 200
-    # carrying the current status (spec 1.5, 3.2 point 4). With the 400 it is an error.
+    # carrying the current status (docs/wire.md 1.5 and 5). With the 400 it is an error.
     server, clock = frozen(serve)
     job_id = submit(server, PRICE)
     clock.advance(60)
@@ -299,8 +299,17 @@ def test_the_config_file_is_read_and_the_environment_wins(
     assert from_env.stdout.startswith(f"Job:  {job_id}\nStatus:  pending\n")
 
 
-def test_a_missing_install_fails_and_says_make_peer(peer_paths: PeerPaths, tmp_path: Path) -> None:
-    missing = dataclasses.replace(peer_paths, bankr=tmp_path / "bankr")
+def test_a_missing_install_skips_and_says_make_peer(peer_paths: PeerPaths, tmp_path: Path) -> None:
+    missing = dataclasses.replace(peer_paths, bankr=tmp_path / "bankr", required=False)
 
-    with pytest.raises(pytest.fail.Exception, match=r"is missing\): run `make peer`"):
+    with pytest.raises(pytest.skip.Exception, match=r"is missing\): run `make peer`"):
+        missing.require(missing.bankr, "@bankr/cli")
+
+
+def test_a_missing_install_fails_when_peers_are_required(
+    peer_paths: PeerPaths, tmp_path: Path
+) -> None:
+    missing = dataclasses.replace(peer_paths, bankr=tmp_path / "bankr", required=True)
+
+    with pytest.raises(pytest.fail.Exception, match=r"run `make peer`.*REQUIRE_PEERS=1"):
         missing.require(missing.bankr, "@bankr/cli")

@@ -2,7 +2,7 @@
 
 The CLI cannot send ``X-Mockbankr-*`` headers, so the fault comes from a rule posted to
 the live server's ``/__mock/rules``: one 503 on the next ``GET /agent/job/*``. The CLI
-polls at once after its prompt and treats any non-2xx while polling as fatal (spec 3.2,
+polls at once after its prompt and treats any non-2xx while polling as fatal (docs/wire.md 5,
 point 2), so that single 503 ends the command with "API error (503)" and exit 1, and
 leaves the job running on the server. The reference client, given the same rule, retries
 the read and completes.

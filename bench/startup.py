@@ -1,0 +1,102 @@
+"""What starting costs: ``mockbankr --help`` and a pytest session with the plugin (issue 10).
+
+* **cli**: the wall time of ``mockbankr --help`` against ``python -c "import starlette,
+  uvicorn, click"`` (the libraries a server command cannot do without), both from ``.venv``.
+  Target: at most 1.5x.
+* **plugin**: the wall time of a pytest session running one trivial test, with mockbankr's
+  plugin (installed through the ``pytest11`` entry point) and with ``-p no:mockbankr``.
+  Target: at most 1.05x.
+
+Each is a fresh process; the two commands alternate for :data:`ROUNDS` rounds after one
+warm-up of each (so both find the bytecode cache and the page cache warm), and the figure is
+the median over the rounds of the per-round ratio. The A/A figure (the baseline against
+itself, one round apart) says how much of a ratio is noise on this machine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.figures import BenchError, Figure, at_most, info
+
+__all__ = ["ROUNDS", "run_cli", "run_plugin"]
+
+ROUNDS = 11
+#: Far above any sane start-up; a command that takes longer is broken.
+TIMEOUT = 60.0
+
+logger = logging.getLogger("bench")
+
+BIN = Path(sys.executable).parent
+
+
+def _seconds(command: list[str], cwd: Path | None = None) -> float:
+    started = time.perf_counter()
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        timeout=TIMEOUT,
+        check=False,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise BenchError(f"{' '.join(command)} exited {result.returncode}: {result.stderr!r}")
+    return elapsed
+
+
+def _compare(
+    measured: list[str], baseline: list[str], cwd: Path | None = None
+) -> tuple[float, float, float, float]:
+    """(median ratio measured / baseline, A/A ratio, median measured s, median baseline s)."""
+    _seconds(measured, cwd), _seconds(baseline, cwd)  # warm-up
+    ours: list[float] = []
+    theirs: list[float] = []
+    for _ in range(ROUNDS):
+        ours.append(_seconds(measured, cwd))
+        theirs.append(_seconds(baseline, cwd))
+    ratio = statistics.median(o / t for o, t in zip(ours, theirs, strict=True))
+    aa = statistics.median(b / a for a, b in itertools.pairwise(theirs))
+    return ratio, aa, statistics.median(ours), statistics.median(theirs)
+
+
+def run_cli() -> list[Figure]:
+    mockbankr = BIN / "mockbankr"
+    if not mockbankr.exists():
+        raise BenchError(f"{mockbankr} is missing: run `make install`")
+    ratio, aa, ours, theirs = _compare(
+        [str(mockbankr), "--help"],
+        [sys.executable, "-c", "import starlette, uvicorn, click"],
+    )
+    logger.info(
+        "cli: mockbankr --help %.0f ms, the imports alone %.0f ms", 1e3 * ours, 1e3 * theirs
+    )
+    return [
+        at_most("mockbankr --help / import starlette, uvicorn, click", ratio, "x", 1.5),
+        info("mockbankr --help, median", 1e3 * ours, "ms"),
+        info("python -c 'import starlette, uvicorn, click', median", 1e3 * theirs, "ms"),
+        info("A/A: the baseline against itself, median", aa, "x"),
+    ]
+
+
+def run_plugin() -> list[Figure]:
+    with tempfile.TemporaryDirectory(prefix="mockbankr-bench-") as folder:
+        cwd = Path(folder)
+        (cwd / "test_trivial.py").write_text("def test_trivial():\n    assert True\n")
+        pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_trivial.py"]
+        ratio, aa, ours, theirs = _compare(pytest, [*pytest, "-p", "no:mockbankr"], cwd)
+    logger.info("plugin: pytest with the plugin %.0f ms, without %.0f ms", 1e3 * ours, 1e3 * theirs)
+    return [
+        at_most("pytest session, with / without the mockbankr plugin", ratio, "x", 1.05),
+        info("pytest session with the plugin, median", 1e3 * ours, "ms"),
+        info("pytest session with -p no:mockbankr, median", 1e3 * theirs, "ms"),
+        info("A/A: the baseline against itself, median", aa, "x"),
+    ]
