@@ -15,6 +15,7 @@ from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.money import NETWORK_CHAIN_IDS
 from mockbankr.rules import RULE_ID_PATTERN, Rule
+from mockbankr.verdicts import CHECKS, THRESHOLD_BOUNDS
 from mockbankr.wire import MAX_PROMPT_LENGTH, PROMPT_SPACE
 from mockbankr.x402 import PaymentReason
 
@@ -288,7 +289,54 @@ def control_schemas() -> dict[str, Schema]:
             duplicateExtraUsdc=USDC,
             entries=array(ref("LedgerEntry")),
         ),
+        "Verdicts": _verdicts(),
     }
+
+
+def _verdicts() -> Schema:
+    """``GET /__mock/verdicts`` (``verdicts.Report.to_json``)."""
+    evidence = obj(
+        seq={"type": "integer", "minimum": 1},
+        simTime=ISO,
+        method=STR,
+        path=STR,
+        status=COUNT,
+        jobStatus=Opt(STATUSES),
+    )
+    verdict = obj(
+        verdict=enum_of("pass", "fail", "not-exercised"),
+        count=Opt({"type": "integer", "minimum": 1}),
+        evidence=Opt(array(obj(message=STR, entries=array(evidence)))),
+        usdcWasted=Opt(USDC),
+    )
+    client = obj(
+        owner={"type": "string", "description": "a wallet, or an API key's fingerprint"},
+        userAgents=array(STR),
+        requests=COUNT,
+        failed=array(enum_of(*CHECKS)),
+        usdcWasted=USDC,
+        verdicts=obj(**{check: verdict for check in CHECKS}),
+    )
+    window = obj(
+        complete=BOOL,
+        entries=COUNT,
+        dropped=COUNT,
+        since=nullable(ISO),
+        note=nullable(STR),
+        **{"from": nullable(ISO), "to": nullable(ISO)},
+    )
+    limits: dict[str, Schema] = {
+        name: {"type": "integer" if integral else "number", "minimum": low, "maximum": high}
+        for name, (low, high, integral) in THRESHOLD_BOUNDS.items()
+    }
+    return obj(
+        failed=BOOL,
+        now=nullable(ISO),
+        window=window,
+        thresholds=obj(**limits, price_usdc=USDC),
+        unattributed=COUNT,
+        clients=array(client),
+    )
 
 
 def bankr_schemas() -> dict[str, Schema]:

@@ -34,6 +34,7 @@ from mockbankr.steering import ConnectionDropped, SteeringMiddleware
 from mockbankr.store import JobStore
 from mockbankr.timing import TimingTable, load_timing
 from mockbankr.v2_api import V2Api
+from mockbankr.verdicts import server_thresholds
 from mockbankr.wire import JSONResponse
 
 __all__ = ["build_routes", "create_app"]
@@ -90,6 +91,7 @@ def build_routes(
         ),
         _route("/__mock/journal", GET=c(control.get_journal), DELETE=c(control.clear_journal)),
         _route("/__mock/ledger", GET=c(control.get_ledger)),
+        _route("/__mock/verdicts", GET=c(control.get_verdicts)),
         _route("/__mock/reset", POST=c(control.reset)),
         _route("/__mock/jobs/{job_id}", GET=c(control.get_job)),
         _route("/__mock/jobs/{job_id}/outcome", POST=c(control.force_outcome)),
@@ -167,7 +169,12 @@ def create_app(
             limit.clear()
 
     control = ControlApi(
-        sim, rules, journal, admin_token=settings.admin_token, reset_hooks=[clear_limits]
+        sim,
+        rules,
+        journal,
+        admin_token=settings.admin_token,
+        reset_hooks=[clear_limits],
+        thresholds=server_thresholds(settings.payment.price_atomic),  # a job's cost
     )
     v2 = V2Api(sim, settings.payment, payment_clock=payment_clock or clock)
     app = Starlette(

@@ -3,7 +3,8 @@
 Every option of ``mockbankr serve`` also reads a ``MOCKBANKR_*`` environment
 variable (``--port`` <- ``MOCKBANKR_PORT``, ``--api-key`` <- ``MOCKBANKR_API_KEY``,
 space-separated for several keys). ``ledger``, ``rules``, ``journal``, ``clock``,
-``jobs`` and ``reset`` drive a running server (see :mod:`mockbankr._cli_remote`).
+``jobs``, ``reset`` and ``verdicts`` drive a running server (see
+:mod:`mockbankr._cli_remote`).
 
 Subcommands are imported when they run, so ``mockbankr --help`` loads neither the app
 nor the contract harness; ``mockbankr contracts`` needs the ``mockbankr[contracts]``
@@ -48,6 +49,11 @@ _LAZY: dict[str, tuple[str, str, str]] = {
     "ledger": ("mockbankr._cli_state", "ledger", "What the x402 prompts would have cost."),
     "reset": ("mockbankr._cli_state", "reset", "Forget jobs, payments, journal and limits."),
     "rules": ("mockbankr._cli_remote", "rules", "List, add, delete and clear fault rules."),
+    "verdicts": (
+        "mockbankr._cli_verdicts",
+        "verdicts",
+        "Grade each client's polling and retries; exit 1 if a check fails.",
+    ),
 }
 
 

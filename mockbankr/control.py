@@ -19,10 +19,12 @@ from mockbankr._http import read_json_object
 from mockbankr.clock import MAX_TIME, ScaledClock, VirtualClock, iso
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, ConfigError
+from mockbankr.grading import grade
 from mockbankr.jobs import FOREVER, JobRecord, JobStatus, job_body, status_of
 from mockbankr.journal import Journal
 from mockbankr.ledger import summarize
 from mockbankr.rules import RuleSet, parse_rule, unknown_categories
+from mockbankr.verdicts import THRESHOLD_NAMES, Thresholds, parse_since
 from mockbankr.wire import JSONResponse
 
 __all__ = ["ControlApi", "is_loopback"]
@@ -89,12 +91,14 @@ class ControlApi:
         *,
         admin_token: str | None,
         reset_hooks: list[Callable[[], Awaitable[None]]] | None = None,
+        thresholds: Thresholds | None = None,
     ) -> None:
         self.sim = sim
         self.rules = rules
         self.journal = journal
         self.admin_token = admin_token
         self.reset_hooks = list(reset_hooks or [])
+        self.thresholds = thresholds or Thresholds()
 
     def guard(self, endpoint: Endpoint) -> Endpoint:
         """Wrap an endpoint with the loopback / admin-token check."""
@@ -302,6 +306,34 @@ class ControlApi:
     async def clear_journal(self, request: Request) -> Response:
         self.journal.clear()
         return JSONResponse({"entries": []})
+
+    # -- verdicts ---------------------------------------------------------------
+
+    async def get_verdicts(self, request: Request) -> Response:
+        """Every client's verdicts over the journal, graded now (``owner``, ``since``
+        and any threshold of :class:`~mockbankr.verdicts.Thresholds` as parameters)."""
+        params = dict(request.query_params)
+        unknown = set(params) - {"owner", "since", *THRESHOLD_NAMES}
+        if unknown:
+            raise _bad(
+                f"unknown parameter {sorted(unknown)[0]!r}; use owner, since or a threshold"
+                f" ({', '.join(THRESHOLD_NAMES)})"
+            )
+        owner, since = params.pop("owner", None), params.pop("since", None)
+        try:
+            thresholds = Thresholds.from_params(params, self.thresholds)
+            start = None if since is None else parse_since(since)
+        except ConfigError as exc:
+            raise _bad(str(exc)) from exc
+        report = grade(
+            self.journal.entries(),
+            thresholds,
+            now=self.sim.clock.now(),
+            owner=owner,
+            since=start,
+            dropped=self.journal.dropped,
+        )
+        return JSONResponse(report.to_json())
 
     # -- ledger ---------------------------------------------------------------
 

@@ -15,7 +15,8 @@
     ├── DailyLimitExceeded              an owner's prompts for the day are used up
     ├── PaymentRejected                 an X-PAYMENT header was refused (``reason``)
     ├── JobAuthError                    signed /v2/job headers name no wallet (``reason``)
-    └── ContractError (ValueError)      a contract file is invalid, or cannot be run
+    ├── ContractError (ValueError)      a contract file is invalid, or cannot be run
+    └── VerdictsFailed (AssertionError) a client failed a behaviour check (``report``)
 
 The core (clock, timing, jobs, store, ledger, rules, limits, the simulator) raises
 the domain errors and knows no HTTP. One table at the app's edge
@@ -43,6 +44,7 @@ __all__ = [
     "MockbankrError",
     "PaymentRejected",
     "UnknownCategory",
+    "VerdictsFailed",
 ]
 
 
@@ -227,3 +229,18 @@ class ContractError(MockbankrError, ValueError):
         except ContractError as exc:
             print(exc)  # names the file and the offending key
     """
+
+
+class VerdictsFailed(MockbankrError, AssertionError):
+    """A client failed at least one verdict check; the message is the readable report.
+
+    ``report`` is the :class:`~mockbankr.verdicts.Report` (any object with ``describe()``).
+
+    Example::
+
+        raise VerdictsFailed(report)
+    """
+
+    def __init__(self, report: Any) -> None:
+        super().__init__(report.describe())
+        self.report = report

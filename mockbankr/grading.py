@@ -15,6 +15,7 @@ interval. So one mistake fails one check.
 =====================  ==================================================================
 ``poll-interval``      a poll of a job comes less than ``interval - tolerance`` after the
                        previous poll of it, which was answered with a non-terminal status
+                       (a cancel of the job in between starts afresh)
 ``stop-at-terminal``   a job is polled again after a poll answered completed, failed or
                        cancelled
 ``deadline``           a job is polled more than ``timeout + tolerance`` after the prompt
@@ -153,10 +154,15 @@ class _Client:
         least = self.t.interval - self.t.tolerance
         exercised = False
         found: list[Incident] = []
-        for polls in self.live_polls.values():
+        for job, polls in self.live_polls.items():
+            cancels = [(c.sim_time, c.seq) for c in self.cancels.get(job, ())]
             for before, poll in itertools.pairwise(polls):
                 if before.status != 200 or before.job_status in _TERMINAL:
                     continue
+                if any(
+                    (before.sim_time, before.seq) < at < (poll.sim_time, poll.seq) for at in cancels
+                ):
+                    continue  # the client changed the job in between: a new look is fair
                 exercised = True
                 gap = poll.sim_time - before.sim_time
                 if gap < least:

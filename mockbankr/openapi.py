@@ -34,6 +34,7 @@ from mockbankr.control import MAX_SPEED
 from mockbankr.ledger import JOB_STATUSES
 from mockbankr.rules import RULE_ID_PATTERN
 from mockbankr.timing import load_timing
+from mockbankr.verdicts import THRESHOLD_BOUNDS, Thresholds
 
 __all__ = ["openapi_document", "openapi_endpoint"]
 
@@ -363,6 +364,11 @@ def _control_operations() -> dict[str, Schema]:
             query=journal_filters,
         ),
         "DELETE /__mock/journal": _op("Forget the journal", {200: ("Empty", obj(entries=empty))}),
+        "GET /__mock/verdicts": _op(
+            "Grade each client's polling, timeout and retry behaviour from the journal",
+            {200: ("A verdict per check per client", ref("Verdicts")), 400: BAD},
+            query=_verdict_params(),
+        ),
         "GET /__mock/ledger": _op(
             "What the x402 prompts would have cost", {200: ("Summary", ref("LedgerSummary"))}
         ),
@@ -371,6 +377,21 @@ def _control_operations() -> dict[str, Schema]:
             {200: ("Reset", obj(reset=TRUE, rules=COUNT))},
         ),
     }
+
+
+def _verdict_params() -> list[Schema]:
+    params = [
+        _query("owner", STR, "one client: an API key (or its fingerprint) or a wallet"),
+        _query("since", STR, "only requests from then on: unix seconds or ISO-8601"),
+    ]
+    for name, (low, high, integral) in THRESHOLD_BOUNDS.items():
+        kind = "integer" if integral else "number"
+        default = getattr(Thresholds(), name)
+        schema = {"type": kind, "minimum": low, "maximum": high, "default": default}
+        params.append(_query(name, schema, "a threshold (see mockbankr.grading)"))
+    price = {"type": "string", "pattern": r"^[0-9]{1,12}(\.[0-9]{1,6})?$", "default": "0.10"}
+    params.append(_query("price_usdc", price, "what a wasted job costs (default: the price)"))
+    return params
 
 
 _DESCRIPTION = """\

@@ -16,9 +16,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import socket
 import threading
+from collections.abc import Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -30,9 +32,11 @@ from mockbankr._asgi import AsyncClockTransport, SyncClockTransport
 from mockbankr.app import create_app
 from mockbankr.clock import DEFAULT_EPOCH, Clock, RealClock, ScaledClock, VirtualClock
 from mockbankr.core import Simulator
-from mockbankr.errors import MockbankrError
+from mockbankr.errors import MockbankrError, VerdictsFailed
+from mockbankr.grading import grade
 from mockbankr.settings import Settings
 from mockbankr.store import JobStore, MemoryStore
+from mockbankr.verdicts import CHECKS, Report, Thresholds, server_thresholds
 
 if TYPE_CHECKING:
     from bankr_client import AsyncBankrClient, BankrClient
@@ -43,6 +47,7 @@ __all__ = [
     "MockbankrEnv",
     "SyncClockTransport",
     "VirtualClock",
+    "assert_verdicts_pass",
 ]
 
 #: The base URL of in-process clients (never resolved: requests go to the app).
@@ -135,6 +140,37 @@ class MockbankrEnv:
             kwargs.setdefault("api_key", self.api_key)
         return kwargs
 
+    def verdicts(
+        self,
+        thresholds: Thresholds | None = None,
+        *,
+        owner: str | None = None,
+        since: float | None = None,
+        **changes: Any,
+    ) -> Report:
+        """Grade every client that used this environment, now (see :mod:`mockbankr.grading`).
+
+        ``thresholds`` (default: the documented ones, at this server's price) can be
+        changed by keyword, e.g. ``env.verdicts(interval=1.0)``.
+
+        Example::
+
+            report = env.verdicts()
+            assert_verdicts_pass(report)
+        """
+        base = thresholds or server_thresholds(self.settings.payment.price_atomic)
+        if changes:
+            base = dataclasses.replace(base, **changes)
+        journal = self.app.state.journal
+        return grade(
+            journal.entries(),
+            base,
+            now=self.clock.now(),
+            owner=owner,
+            since=since,
+            dropped=journal.dropped,
+        )
+
     def advance(self, seconds: float) -> None:
         """Move simulated time forward."""
         self.clock.advance(seconds)
@@ -170,6 +206,27 @@ class MockbankrEnv:
         tb: TracebackType | None,
     ) -> None:
         self.close_sync()
+
+
+def assert_verdicts_pass(report: Report, *, checks: Iterable[str] = CHECKS) -> None:
+    """Fail (``VerdictsFailed``, an ``AssertionError``) if a client failed one of ``checks``.
+
+    The message lists each failed check per client, with its evidence: the journal
+    entries (simulated time, method, path, status) and the USDC it wasted.
+
+    Example::
+
+        async with MockbankrEnv() as env:
+            await my_agent(env.http)
+            assert_verdicts_pass(env.verdicts())
+    """
+    wanted = set(checks)
+    unknown = wanted - set(CHECKS)
+    if unknown:
+        raise ValueError(f"unknown check {sorted(unknown)[0]!r}; the checks are {CHECKS}")
+    failing = [c for c in report.clients if wanted & set(c.failed)]
+    if failing:
+        raise VerdictsFailed(report.only(wanted))
 
 
 class LiveServer:

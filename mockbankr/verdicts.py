@@ -15,14 +15,16 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import hashlib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, Literal
 
-from mockbankr.clock import iso
+from mockbankr.clock import MAX_TIME, iso
 from mockbankr.errors import ConfigError
 from mockbankr.journal import Entry
 from mockbankr.money import atomic_to_usdc, usdc_to_atomic
@@ -32,11 +34,16 @@ __all__ = [
     "ClientVerdicts",
     "Incident",
     "MAX_INCIDENTS",
+    "MAX_PRICE_ATOMIC",
     "Report",
+    "THRESHOLD_BOUNDS",
+    "THRESHOLD_NAMES",
     "Thresholds",
     "Verdict",
     "Window",
     "owner_label",
+    "parse_since",
+    "server_thresholds",
 ]
 
 #: The checks, in the order reports list them.
@@ -70,6 +77,42 @@ def owner_label(owner: str) -> str:
         return owner
     prefix = owner[:3] if owner.startswith("bk_") else ""
     return f"{prefix}…{hashlib.sha256(owner.encode('utf-8', 'replace')).hexdigest()[:4]}"
+
+
+def parse_since(text: str) -> float:
+    """A ``since`` value: simulated unix seconds, or an ISO-8601 time (UTC unless it says).
+
+    Example::
+
+        parse_since("2025-01-15T10:30:00Z") == parse_since("1736937000")  # True
+    """
+    if len(text) > 40:
+        raise ConfigError(f"since must be unix seconds or an ISO-8601 time, got {text[:40]!r}…")
+    if _NUMBER.fullmatch(text):
+        value = float(text)
+    else:
+        try:
+            when = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigError(
+                f"since must be unix seconds or an ISO-8601 time, got {text!r}"
+            ) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.UTC)
+        value = when.timestamp()
+    if not 0 <= value <= MAX_TIME:
+        raise ConfigError(f"since must be between 1970 and {iso(MAX_TIME)}, got {text!r}")
+    return value
+
+
+def server_thresholds(price_atomic: int) -> Thresholds:
+    """The default thresholds of a server whose jobs cost ``price_atomic`` (USDC units).
+
+    Example::
+
+        server_thresholds(settings.payment.price_atomic).price_usdc  # '0.1'
+    """
+    return Thresholds(price_usdc=atomic_to_usdc(min(price_atomic, MAX_PRICE_ATOMIC)))
 
 
 # -- thresholds ---------------------------------------------------------------------
@@ -106,7 +149,7 @@ class Thresholds:
     price_atomic: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
-        for name, (low, high, integral) in _BOUNDS.items():
+        for name, (low, high, integral) in THRESHOLD_BOUNDS.items():
             value = getattr(self, name)
             kind = int if integral else (int, float)
             if (
@@ -117,8 +160,6 @@ class Thresholds:
             ):
                 what = "an integer" if integral else "a number"
                 raise ConfigError(f"{name} must be {what} within {low:g}..{high:g}, got {value!r}")
-        if self.timeout <= 0:
-            raise ConfigError(f"timeout must be > 0, got {self.timeout!r}")
         if self.backoff_max < self.backoff_base:
             raise ConfigError(
                 f"backoff_max ({self.backoff_max:g}) must be >= backoff_base"
@@ -143,7 +184,7 @@ class Thresholds:
                 continue
             if not _NUMBER.fullmatch(text):
                 raise ConfigError(f"{name} must be a plain decimal number, got {text[:40]!r}")
-            integral = _BOUNDS[name][2]
+            integral = THRESHOLD_BOUNDS[name][2]
             if integral and "." in text:
                 raise ConfigError(f"{name} must be an integer, got {text!r}")
             changes[name] = int(text) if integral else float(text)
@@ -151,14 +192,16 @@ class Thresholds:
         return cls(**{**values, **changes})
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in THRESHOLD_NAMES}
+        out = {name: getattr(self, name) for name in THRESHOLD_NAMES}
+        out["price_usdc"] = atomic_to_usdc(self.price_atomic)
+        return out
 
 
 #: Each numeric threshold's bounds (inclusive) and whether it is an integer.
-_BOUNDS: Final[dict[str, tuple[float, float, bool]]] = {
+THRESHOLD_BOUNDS: Final[dict[str, tuple[float, float, bool]]] = {
     "interval": (0.0, 86_400.0, False),
     "tolerance": (0.0, 3_600.0, False),
-    "timeout": (0.0, 10_000_000.0, False),
+    "timeout": (0.001, 10_000_000.0, False),
     "max_attempts": (1, 10_000_000, True),
     "max_retries": (0, 1_000_000, True),
     "backoff_base": (0.0, 86_400.0, False),
@@ -171,7 +214,7 @@ _BOUNDS: Final[dict[str, tuple[float, float, bool]]] = {
 MAX_PRICE_ATOMIC: Final = 10**12
 
 #: The names a query or a call may set.
-THRESHOLD_NAMES: Final = (*_BOUNDS, "price_usdc")
+THRESHOLD_NAMES: Final = (*THRESHOLD_BOUNDS, "price_usdc")
 
 
 def _price_atomic(text: object) -> int:
@@ -330,6 +373,15 @@ class Report:
             if owner in (found.owner, found.label):
                 return found
         raise KeyError(f"no requests from {owner!r} in this report")
+
+    def only(self, checks: Iterable[str]) -> Report:
+        """This report with only the verdicts of ``checks``."""
+        wanted = set(checks)
+        clients = tuple(
+            dataclasses.replace(c, verdicts={k: v for k, v in c.verdicts.items() if k in wanted})
+            for c in self.clients
+        )
+        return dataclasses.replace(self, clients=clients)
 
     def to_json(self) -> dict[str, Any]:
         return {

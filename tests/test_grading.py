@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from mockbankr.grading import grade
 from mockbankr.testing import MockbankrEnv
 from mockbankr.verdicts import CHECKS, Report, Thresholds
 
@@ -70,15 +69,10 @@ async def add_rule(env: MockbankrEnv, rule: dict[str, Any]) -> None:
     assert response.status_code == 201, response.text
 
 
-def graded(env: MockbankrEnv, thresholds: Thresholds | None = None) -> Report:
-    journal = env.app.state.journal
-    return grade(journal.entries(), thresholds, now=env.clock.now(), dropped=journal.dropped)
-
-
 async def run(script: Script, thresholds: Thresholds | None = None) -> Report:
     async with MockbankrEnv(seed=7) as env:
         await script(env)
-        return graded(env, thresholds)
+        return env.verdicts(thresholds)
 
 
 # -- the scripts ---------------------------------------------------------------------------
