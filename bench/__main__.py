@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from bench import client, instructions, memory, poll, rules, startup, x402
+from bench import client, instructions, keys, memory, poll, rules, startup, x402
 from bench.figures import BenchError, Benchmark, Figure
 
 __all__ = ["BENCHMARKS", "main"]
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "x402": x402.run,
     "cli": startup.run_cli,
     "plugin": startup.run_plugin,
+    "keys": keys.run,
 }
 
 logger = logging.getLogger("bench")

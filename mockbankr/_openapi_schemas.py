@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from mockbankr.accounts import KeysDocument, Plan
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.money import NETWORK_CHAIN_IDS
@@ -138,7 +139,7 @@ def job_schemas() -> dict[str, Schema]:
             processingTime=ms,
             response=STR,
             richData=array(item),
-            transactions=array(item),
+            transactions=Opt(array(item)),
         ),
         "JobFailed": variant(JobStatus.FAILED, startedAt=ISO, completedAt=ISO, error=STR),
         "JobCancelled": variant(JobStatus.CANCELLED, startedAt=Opt(ISO), cancelledAt=ISO),
@@ -174,12 +175,12 @@ def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
     (and what adding a rule checks: ``categories``, the server's timing categories).
     """
     _, found = msgspec.json.schema_components(
-        [Rule, JobFault, LedgerEntry], ref_template="#/components/schemas/{name}"
+        [Rule, JobFault, LedgerEntry, KeysDocument], ref_template="#/components/schemas/{name}"
     )
     for schema in found.values():
         schema.pop("title", None)
         schema["description"] = schema.get("description", "").split("\n")[0]
-    props = {name: schema["properties"] for name, schema in found.items()}
+    props = {name: schema["properties"] for name, schema in found.items() if "properties" in schema}
     # An optional key may be null, which means what leaving it out means; a listed rule
     # never carries a null (msgspec omits defaults). An action key is never null
     # (parse_rule refuses it): the one key present is the action.
@@ -217,7 +218,10 @@ def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
     ledger = found["LedgerEntry"]  # summarize() sends the amount as strings
     ledger["properties"].update(amountAtomic=ATOMIC, amountUsdc=USDC)
     ledger.update(required=[*ledger["required"], "amountUsdc"], additionalProperties=False)
-    return {**found, "RuleListing": listed}
+    listing = copy.deepcopy(found["KeyEntry"])
+    listing["properties"]["dailyLimit"] = nullable(listing["properties"]["dailyLimit"])
+    listing.update(required=sorted(listing["properties"]), description="A key as known now")
+    return {**found, "RuleListing": listed, "KeyListing": listing}
 
 
 def control_schemas() -> dict[str, Schema]:
@@ -246,7 +250,19 @@ def control_schemas() -> dict[str, Schema]:
         extraAtomic=ATOMIC,
         extraUsdc=USDC,
     )
+    account = obj(
+        plan=nullable(enum_of(*Plan)),
+        dailyLimit=nullable({"type": "integer", "minimum": 1}),
+        wallet=Opt(STR),
+        used={**COUNT, "description": "prompts in the account's 24 h window now"},
+    )
+    book = obj(
+        open={"type": "boolean", "description": "any other non-empty key is accepted"},
+        accounts={"type": "object", "additionalProperties": account},
+        keys=array(ref("KeyListing")),
+    )
     return {
+        "KeyBook": book,
         "Clock": obj(
             now=ISO,
             unix=NUM,

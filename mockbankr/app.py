@@ -20,9 +20,11 @@ from starlette.routing import BaseRoute, Route
 
 from mockbankr import wire
 from mockbankr._http import StatusPoll
+from mockbankr.accounts import KeyBook
 from mockbankr.agent_api import AgentApi
 from mockbankr.clock import Clock
 from mockbankr.control import ControlApi
+from mockbankr.control_keys import KeysControl
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, MockbankrError
 from mockbankr.journal import Journal
@@ -59,7 +61,11 @@ def _route(path: str, **by_method: Endpoint) -> Route:
 
 
 def build_routes(
-    sim: Simulator, agent: AgentApi, v2: V2Api, control: ControlApi
+    sim: Simulator,
+    agent: AgentApi,
+    v2: V2Api,
+    control: ControlApi,
+    keys: KeysControl | None = None,
 ) -> list[BaseRoute]:
     """Every route of the server.
 
@@ -69,6 +75,7 @@ def build_routes(
     paths overlap.
     """
     c = control.guard
+    keys = keys or KeysControl(agent.keys, agent.quota, sim.clock)
     return [
         Route("/agent/job/{job_id}", StatusPoll(sim, agent.authenticate), methods=["GET"]),
         Route("/v2/job/{job_id}", StatusPoll(sim, v2.authenticate), methods=["GET"]),
@@ -79,6 +86,7 @@ def build_routes(
         _route("/agent/job", GET=agent.job_id_missing),
         _route("/agent/job/", GET=agent.job_id_missing),
         _route("/agent/me", GET=agent.me),
+        _route("/wallet/me", GET=agent.wallet_me),
         _route("/_health", GET=agent.health),
         _route("/openapi.json", GET=openapi_endpoint),
         _route("/__mock/clock", GET=c(control.get_clock), POST=c(control.set_clock)),
@@ -93,6 +101,9 @@ def build_routes(
         _route("/__mock/ledger", GET=c(control.get_ledger)),
         _route("/__mock/verdicts", GET=c(control.get_verdicts)),
         _route("/__mock/reset", POST=c(control.reset)),
+        _route("/__mock/keys", GET=c(keys.get_keys), PUT=c(keys.put_keys)),
+        _route("/__mock/keys/revoke", POST=c(keys.revoke)),
+        _route("/__mock/keys/rotate", POST=c(keys.rotate)),
         _route("/__mock/jobs/{job_id}", GET=c(control.get_job)),
         _route("/__mock/jobs/{job_id}/outcome", POST=c(control.force_outcome)),
         _route("/__mock/rules/{rule_id}", GET=c(control.get_rule), DELETE=c(control.delete_rule)),
@@ -159,14 +170,15 @@ def create_app(
         source=str(settings.rules_file) if settings.rules_file else "Settings.rules",
     )
     sim = Simulator(table, clock=clock, rng=rng, store=store)
-    limit = DailyLimit(settings.daily_limit) if settings.daily_limit else None
-    agent = AgentApi(sim, api_keys=settings.api_keys, limit=limit)
     rules = RuleSet(random.Random(rng.getrandbits(64)), list(settings.rules))
     journal = Journal(settings.journal_size)
+    book = KeyBook(settings.key_config(), rng=random.Random(rng.getrandbits(64)))
+    quota = DailyLimit()
+    agent = AgentApi(sim, keys=book, quota=quota)
 
     async def clear_limits() -> None:
-        if limit is not None:
-            limit.clear()
+        quota.clear()
+        book.reset()
 
     control = ControlApi(
         sim,
@@ -201,4 +213,5 @@ def create_app(
     app.state.settings = settings
     app.state.rules = rules
     app.state.journal = journal
+    app.state.keys = book
     return app

@@ -3,8 +3,12 @@
 Every option of ``mockbankr serve`` also reads a ``MOCKBANKR_*`` environment
 variable (``--port`` <- ``MOCKBANKR_PORT``, ``--api-key`` <- ``MOCKBANKR_API_KEY``,
 space-separated for several keys). ``ledger``, ``rules``, ``journal``, ``clock``,
+<<<<<<< HEAD
+``jobs``, ``reset`` and ``keys`` drive a running server (see :mod:`mockbankr._cli_remote`).
+=======
 ``jobs``, ``reset`` and ``verdicts`` drive a running server (see
 :mod:`mockbankr._cli_remote`).
+>>>>>>> main
 
 Subcommands are imported when they run, so ``mockbankr --help`` loads neither the app
 nor the contract harness; ``mockbankr contracts`` needs the ``mockbankr[contracts]``
@@ -46,6 +50,7 @@ _LAZY: dict[str, tuple[str, str, str]] = {
     ),
     "jobs": ("mockbankr._cli_state", "jobs", "List jobs, show one, force its outcome."),
     "journal": ("mockbankr._cli_remote", "journal", "The requests a running server received."),
+    "keys": ("mockbankr._cli_keys", "keys", "List, load, revoke and rotate the API keys."),
     "ledger": ("mockbankr._cli_state", "ledger", "What the x402 prompts would have cost."),
     "reset": ("mockbankr._cli_state", "reset", "Forget jobs, payments, journal and limits."),
     "rules": ("mockbankr._cli_remote", "rules", "List, add, delete and clear fault rules."),
@@ -213,11 +218,21 @@ def main() -> None:
     help="A TOML file of fault rules ([[rules]] tables) to start with.",
 )
 @_option(
+    "--keys",
+    "keys_file",
+    env="MOCKBANKR_KEYS",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A TOML file of accounts ([accounts.NAME] plan = club|max-mode|none) and their"
+    " keys ([[keys]] key, account, agentApiEnabled, readOnly, dailyLimit, revoked,"
+    " allowedIps). Default: any key, or the --api-key list.",
+)
+@_option(
     "--daily-limit",
     env="MOCKBANKR_DAILY_LIMIT",
     type=click.IntRange(min=1),
     default=None,
-    help="Prompts per key per rolling 24 simulated hours (429 beyond).",
+    help="Prompts per key per rolling 24 simulated hours (429 beyond); without --keys.",
 )
 @_option(
     "--journal-size",
@@ -250,6 +265,7 @@ def serve(
     price_usdc: str,
     pay_to: str | None,
     rules_file: Path | None,
+    keys_file: Path | None,
     daily_limit: int | None,
     journal_size: int,
     admin_token: str | None,
@@ -260,6 +276,7 @@ def serve(
 
     import uvicorn
 
+    from mockbankr.accounts import load_keys_file
     from mockbankr.app import create_app
     from mockbankr.clock import RealClock, ScaledClock
     from mockbankr.control import is_loopback
@@ -284,6 +301,7 @@ def serve(
             journal_size=journal_size,
             admin_token=admin_token,
             daily_limit=daily_limit,
+            keys=load_keys_file(keys_file) if keys_file else None,
             rules=tuple(load_rules_file(rules_file)) if rules_file else (),
             rules_file=rules_file,
             payment=PaymentTerms(price_atomic=usdc_to_atomic(price_usdc), **terms),

@@ -26,6 +26,7 @@ from mockbankr.jobs import (
     cancelled,
     forced,
     job_body,
+    read_only_job,
     status_of,
 )
 from mockbankr.rules import JobShape
@@ -80,14 +81,18 @@ class Simulator:
         owner: str,
         thread_id: str | None = None,
         shape: JobShape | None = None,
+        read_only: bool = False,
     ) -> JobRecord:
         """Create a job: classify the prompt, sample its schedule and store it.
 
         ``shape`` (from a ``job`` rule) overrides the category, the latency or
         the outcome, after sampling, so a shaped job draws the same random
-        stream as an unshaped one.
+        stream as an unshaped one. ``read_only``: the job came from a read-only
+        key, so a transaction prompt completes with an explanation instead.
         """
         job = await self.new_job(prompt, owner=owner, thread_id=thread_id, shape=shape)
+        if read_only and (shape is None or shape.outcome is None):  # a rule's outcome wins
+            job = read_only_job(job, self.table[job.category])
         if not await self.store.add(job):
             raise JobIdCollision(job.id)  # pragma: no cover - a race
         return job

@@ -12,7 +12,8 @@
     │   ├── JobFinished                 cancelling or steering a finished job (``status``)
     │   └── JobIdCollision              a fresh job id is taken (a store race)
     ├── UnknownCategory (ValueError)    a job shape names no timing category (``category``)
-    ├── DailyLimitExceeded              an owner's prompts for the day are used up
+    ├── DailyLimitExceeded              an account's prompts for the day are used up
+    ├── AccessDenied                    an API key may not do this (``reason``: a Denial)
     ├── PaymentRejected                 an X-PAYMENT header was refused (``reason``)
     ├── JobAuthError                    signed /v2/job headers name no wallet (``reason``)
     ├── ContractError (ValueError)      a contract file is invalid, or cannot be run
@@ -31,6 +32,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 __all__ = [
+    "AccessDenied",
     "ApiError",
     "ConfigError",
     "ContractError",
@@ -177,12 +179,16 @@ class DailyLimitExceeded(MockbankrError):
         DailyLimitExceeded("key:bk_1", limit=100, used=100, reset_at=1_764_486_400.0)
     """
 
-    def __init__(self, owner: str, *, limit: int, used: int, reset_at: float) -> None:
+    def __init__(
+        self, owner: str, *, limit: int, used: int, reset_at: float, upgrade: bool = True
+    ) -> None:
         super().__init__(f"{owner} has used {used} of {limit} prompts until {reset_at}")
         self.owner = owner
         self.limit = limit
         self.used = used
         self.reset_at = reset_at
+        #: Whether Bankr Club would raise the limit (not for a Club account).
+        self.upgrade = upgrade
 
 
 class _ReasonedError(MockbankrError):
@@ -192,6 +198,17 @@ class _ReasonedError(MockbankrError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class AccessDenied(_ReasonedError):
+    """An API key check refused the caller (no HTTP here: :mod:`mockbankr.wire` maps it).
+
+    ``reason`` is a :class:`~mockbankr.accounts.Denial`, ``detail`` prose.
+
+    Example::
+
+        raise AccessDenied(Denial.INVALID_KEY, "the key was revoked")
+    """
 
 
 class PaymentRejected(_ReasonedError):

@@ -23,11 +23,13 @@ __all__ = [
     "JobFault",
     "JobRecord",
     "JobStatus",
+    "READ_ONLY_RESPONSE",
     "body_changes_at",
     "cancel_body",
     "cancelled",
     "forced",
     "job_body",
+    "read_only_job",
     "status_of",
     "thread_of",
 ]
@@ -98,6 +100,30 @@ class JobRecord(msgspec.Struct, frozen=True, gc=False):
     error: str | None = None
     cancelled_at: float | None = None
     fault: JobFault | None = None
+    #: Created by a read-only key in a category that transacts: it completes with
+    #: :data:`READ_ONLY_RESPONSE` and no ``transactions`` (docs/wire.md 1.8).
+    read_only: bool = False
+
+
+#: What a read-only key's transaction prompt answers (docs/wire.md 1.8: the agent "explains
+#: that the key is read-only"; the wording is ours).
+READ_ONLY_RESPONSE = (
+    "This API key is read-only, so I can't execute transactions with it. I can still check"
+    " prices, balances and your portfolio; to transact, use a read-write key"
+    " (bankr.bot/api-keys)."
+)
+
+
+def read_only_job(job: JobRecord, category: Category) -> JobRecord:
+    """The record of a job submitted with a read-only key.
+
+    A prompt of a category without transactions is unchanged: the agent's read
+    tools answer it. One that would transact completes (the agent declines
+    rather than fails) with :data:`READ_ONLY_RESPONSE`.
+    """
+    if not category.transactions:
+        return job
+    return msgspec.structs.replace(job, read_only=True, failed=False, variant=0, error=None)
 
 
 def thread_of(job: JobRecord) -> str:
@@ -223,9 +249,13 @@ def job_body(job: JobRecord, category: Category, now: float) -> dict[str, Any]:
     if status is JobStatus.COMPLETED:
         body["completedAt"] = iso(job.finished_at)
         body["processingTime"] = round((job.finished_at - job.created_at) * 1000)
-        body["response"] = category.responses[job.variant % len(category.responses)]
-        body["richData"] = list(category.rich_data)
-        body["transactions"] = list(category.transactions)
+        if job.read_only:
+            body["response"] = READ_ONLY_RESPONSE
+            body["richData"] = []
+        else:
+            body["response"] = category.responses[job.variant % len(category.responses)]
+            body["richData"] = list(category.rich_data)
+            body["transactions"] = list(category.transactions)
     elif status is JobStatus.FAILED:
         body["completedAt"] = iso(job.finished_at)
         body["error"] = job.error or category.errors[job.variant % len(category.errors)]

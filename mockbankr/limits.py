@@ -1,9 +1,11 @@
-"""The daily message limit, as documented: a window of 24 simulated hours per key.
+"""The daily prompt quota, as documented: per account, over a rolling 24 simulated hours.
 
-The window opens with a key's first message and closes 24 hours later (not at
-midnight); the next message after that opens a new one. Only prompts count:
-polls and cancels are free (the sources do not say; this is what lets the
-official clients poll a job to its end after the last allowed prompt).
+The window opens with an account's first prompt and closes 24 hours later (not at
+midnight); the next prompt after that opens a new one (docs/wire.md 1.7, 1.8). All keys of
+an account share its window; a key's custom limit replaces the account's limit
+when that key prompts. Only prompts count: polls and cancels are free (the sources
+do not say; this lets the official clients poll a job to its end after the last
+allowed prompt).
 """
 
 from __future__ import annotations
@@ -16,27 +18,36 @@ DAY = 86_400.0
 
 
 class DailyLimit:
-    """Counts prompts per owner and refuses the one over the limit.
+    """Counts prompts per account and refuses the one over the limit.
 
     Example::
 
-        limit = DailyLimit(100)
-        limit.take("key:bk_1", now)   # raises DailyLimitExceeded when over
+        quota = DailyLimit()
+        quota.take("acme", limit=100, now=clock.now())  # DailyLimitExceeded when over
     """
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
+    def __init__(self) -> None:
         self._windows: dict[str, tuple[float, int]] = {}
 
-    def take(self, owner: str, now: float) -> None:
-        """Count one message, or raise :class:`~mockbankr.errors.DailyLimitExceeded`
-        (the documented 429 on the wire; nothing is counted then)."""
-        start, used = self._windows.get(owner, (now, 0))
+    def take(self, account: str, *, limit: int, now: float, upgrade: bool = True) -> None:
+        """Count one prompt, or raise :class:`~mockbankr.errors.DailyLimitExceeded` (the
+        documented 429 on the wire; nothing is counted then).
+
+        ``upgrade``: whether Bankr Club would raise the limit (it is in the message).
+        """
+        start, used = self._windows.get(account, (now, 0))
         if now >= start + DAY:
             start, used = now, 0
-        if used >= self.limit:
-            raise DailyLimitExceeded(owner, limit=self.limit, used=used, reset_at=start + DAY)
-        self._windows[owner] = (start, used + 1)
+        if used >= limit:
+            raise DailyLimitExceeded(
+                account, limit=limit, used=used, reset_at=start + DAY, upgrade=upgrade
+            )
+        self._windows[account] = (start, used + 1)
+
+    def used(self, account: str, now: float) -> int:
+        """Prompts the account has used in its current window."""
+        start, used = self._windows.get(account, (now, 0))
+        return 0 if now >= start + DAY else used
 
     def clear(self) -> None:
         self._windows.clear()

@@ -29,6 +29,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from mockbankr.accounts import MAX_KEY_LENGTH
 from mockbankr.clock import MAX_TIME, iso
 from mockbankr.control import MAX_SPEED
 from mockbankr.ledger import JOB_STATUSES
@@ -76,8 +77,9 @@ JOB_ID: Schema = {
 #: Tag and security by path prefix, first match.
 _AREAS: list[tuple[str, str, list[Schema]]] = [
     ("/openapi.json", "Meta", []),
-    ("/_health", AGENT, [{}, {"apiKey": []}]),
-    ("/agent/", AGENT, [{"apiKey": []}]),
+    ("/_health", AGENT, [{}]),
+    ("/agent/", AGENT, [{"apiKey": []}, {"bearerKey": []}]),
+    ("/wallet/", AGENT, [{"apiKey": []}, {"bearerKey": []}]),
     ("/v2/prompt", V2, [{}, {"x402Payment": []}]),
     ("/v2/", V2, [{"walletAddress": [], "walletSignature": [], "signedMessage": []}]),
     ("/__mock/", CONTROL, [{}, {"adminToken": []}]),
@@ -104,7 +106,17 @@ _LINKS: dict[tuple[str, str], tuple[dict[str, str], tuple[str, ...]]] = {
     ),
 }
 AUTH = "Authentication required"
-KEY_401 = ("X-API-Key missing or not accepted", AUTH)
+KEY_401 = (
+    "No key in X-API-Key or Authorization: Bearer, or a wrong, revoked or rotated one",
+    "API key required",
+    "Invalid API key",
+)
+KEY_403 = (
+    "The key lacks agentApiEnabled, or the caller is outside its allowedIps",
+    "Agent API access not enabled",
+    "IP address not allowed",
+)
+IP_403 = ("The caller is outside the key's allowedIps", "IP address not allowed")
 CONTROL_401 = ("An admin token is set and was not sent", AUTH)
 CONTROL_403 = ("No admin token is set and the caller is not on loopback", "Forbidden")
 NOT_FOUND = ("Unknown, someone else's, or vanished", "Job not found", "Not found")
@@ -224,34 +236,59 @@ def _bankr_operations() -> dict[str, Schema]:
         }
     }
     paid = _json("Paid (see the ledger) and accepted", ref("V2PromptAccepted"), receipt)
+    prompt_403 = {
+        "oneOf": [
+            error_shape(*KEY_403[1:]),
+            error_shape("subscription_required", remediation=array(STR, minItems=1)),
+        ]
+    }
     return {
         "GET /_health": _op(
-            "Liveness; with X-API-Key, a key test",
-            {200: ("Up", obj(status={"const": "ok"})), 401: KEY_401},
+            "Liveness; ignores any key and always answers 200 (the key check is /wallet/me)",
+            {200: ("Up", obj(status={"const": "ok"}))},
+        ),
+        "GET /wallet/me": _op(
+            "The key check: the key's account and wallet (any valid key, agent access or not)",
+            {200: ("The account's wallet", ref("Me")), 401: KEY_401, 403: IP_403},
         ),
         "POST /agent/prompt": _op(
-            "Submit a prompt; the job belongs to the key",
+            "Submit a prompt; the job belongs to the key's account",
             {
                 202: ("Accepted", ref("PromptAccepted")),
                 400: BAD_PROMPT,
                 401: KEY_401,
-                429: ("Daily limit reached (with --daily-limit)", limited),
+                403: (
+                    "No agent access, outside allowedIps, or an account without a plan",
+                    prompt_403,
+                ),
+                429: ("The account's daily quota is spent", limited),
             },
             body=ref("PromptRequest"),
             example={"prompt": "What is the price of ETH?"},
         ),
         "GET /agent/me": _op(
             "Who am I (removed upstream; bankr login and whoami still call it)",
-            {200: ("A made-up wallet, stable per key", ref("Me")), 401: KEY_401},
+            {200: ("The account's wallet", ref("Me")), 401: KEY_401, 403: KEY_403},
         ),
-        "GET /agent/job": _op("No job id: the documented 400", {400: NO_ID, 401: KEY_401}),
-        "GET /agent/job/": _op("Empty job id: the documented 400", {400: NO_ID, 401: KEY_401}),
+        "GET /agent/job": _op(
+            "No job id: the documented 400", {400: NO_ID, 401: KEY_401, 403: KEY_403}
+        ),
+        "GET /agent/job/": _op(
+            "Empty job id: the documented 400", {400: NO_ID, 401: KEY_401, 403: KEY_403}
+        ),
         "GET /agent/job/{jobId}": _op(
-            "Poll a job", {200: job, 400: NO_ID, 401: KEY_401, 404: NOT_FOUND}
+            "Poll a job",
+            {200: job, 400: NO_ID, 401: KEY_401, 403: KEY_403, 404: NOT_FOUND},
         ),
         "POST /agent/job/{jobId}/cancel": _op(
             "Cancel a pending or processing job",
-            {200: cancelled, 400: (*TOO_LATE, NO_ID[1]), 401: KEY_401, 404: NOT_FOUND},
+            {
+                200: cancelled,
+                400: (*TOO_LATE, NO_ID[1]),
+                401: KEY_401,
+                403: KEY_403,
+                404: NOT_FOUND,
+            },
         ),
         "POST /v2/prompt": _op(
             "Pay for a prompt with an x402 v1 X-PAYMENT; the job belongs to the payer",
@@ -312,6 +349,8 @@ def _control_operations() -> dict[str, Schema]:
     no_rule = ("No such rule", "Rule not found", NO_ROUTE)
     finished = ("The job finished already", *(f"Job already {s}" for s in JOB_STATUSES[2:]))
     rules = obj(rules=array(ref("RuleListing")))
+    key_text: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH}
+    no_key = ("No active key with that value", "Key not found")
     return {
         "GET /__mock/clock": _op("Read the clock", {200: ("The clock", ref("Clock"))}),
         "POST /__mock/clock": _op(
@@ -373,8 +412,28 @@ def _control_operations() -> dict[str, Schema]:
             "What the x402 prompts would have cost", {200: ("Summary", ref("LedgerSummary"))}
         ),
         "POST /__mock/reset": _op(
-            "Forget jobs, journal, ledger and limits; back to the start rules",
+            "Forget jobs, journal, ledger and limits; back to the start rules and keys",
             {200: ("Reset", obj(reset=TRUE, rules=COUNT))},
+        ),
+        "GET /__mock/keys": _op("The accounts and keys now", {200: ("Keys", ref("KeyBook"))}),
+        "PUT /__mock/keys": _op(
+            "Load a keys document (the --keys TOML file's keys, as JSON)",
+            {200: ("The keys now", ref("KeyBook")), 400: BAD},
+            body=ref("KeysDocument"),
+        ),
+        "POST /__mock/keys/revoke": _op(
+            "Revoke a key: 401 Invalid API key from its next request on",
+            {200: ("The revoked key", obj(key=ref("KeyListing"))), 400: BAD, 404: no_key},
+            body=obj(key=key_text),
+        ),
+        "POST /__mock/keys/rotate": _op(
+            "Replace a key by a new one with the same account, flags and limit",
+            {
+                200: ("The new key", obj(key=ref("KeyListing"), replaced=key_text)),
+                400: BAD,
+                404: no_key,
+            },
+            body=obj(key=key_text, newKey=Opt(key_text)),
         ),
     }
 
@@ -397,8 +456,10 @@ def _verdict_params() -> list[Schema]:
 _DESCRIPTION = """\
 A local, deterministic, time-controllable stand-in for the Bankr agent API.
 
-`/agent/*` authenticates with `X-API-Key` (a job belongs to its key). `/v2/*` takes an x402 v1
-`X-PAYMENT` per prompt (never settled) and an EIP-191 signature of the payer per job read.
+`/agent/*` and `/wallet/me` take the API key in `X-API-Key` or `Authorization: Bearer` (a job
+belongs to the key's account; without a keys file each key is an account of its own). `/v2/*`
+takes an x402 v1 `X-PAYMENT` per prompt (never settled) and an EIP-191 signature of the payer
+per job read.
 `/__mock/*` steers the simulator.
 
 Every error body is `{"error", "message"}`, with the documented extra fields on a 429 and the
@@ -442,6 +503,11 @@ def _build(categories: tuple[str, ...]) -> Schema:
             },
             "securitySchemes": {
                 "apiKey": _header("X-API-Key", "bk_..."),
+                "bearerKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "the API key as Authorization: Bearer bk_... (docs/wire.md 1.8)",
+                },
                 "x402Payment": _header("X-PAYMENT", "base64 JSON of an x402 v1 payment"),
                 "walletAddress": _header("wallet-address", "the payer"),
                 "walletSignature": _header("x-signature", "EIP-191 signature of x-message"),

@@ -10,6 +10,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+from mockbankr.accounts import KeyConfig
 from mockbankr.errors import ConfigError
 from mockbankr.money import PaymentTerms
 from mockbankr.rules import Rule
@@ -43,13 +44,22 @@ class Settings:
     #: Required as ``Authorization: Bearer`` on ``/__mock/*``; ``None`` = loopback only.
     admin_token: str | None = None
     #: Prompts per key per rolling 24 simulated hours; ``None`` = unlimited.
+    #: Without ``keys`` only: each key is then an account of its own.
     daily_limit: int | None = None
+    #: Accounts and keys (``--keys FILE``); ``None``: any key, or only ``api_keys``.
+    keys: KeyConfig | None = None
     #: Fault rules the server starts with (and returns to on reset).
     rules: tuple[Rule, ...] = ()
     #: The file ``rules`` were read from, named when one of them is refused.
     rules_file: Path | None = None
     #: What ``/v2/prompt`` charges and to whom (never settled).
     payment: PaymentTerms = dataclasses.field(default_factory=PaymentTerms)
+
+    def key_config(self) -> KeyConfig:
+        """The keys file's configuration, or today's default built from the flags."""
+        if self.keys is not None:
+            return self.keys
+        return KeyConfig.default(api_keys=self.api_keys, daily_limit=self.daily_limit)
 
     def __post_init__(self) -> None:
         if not (isinstance(self.port, int) and 0 <= self.port <= 65535):
@@ -64,6 +74,10 @@ class Settings:
             raise ConfigError(f"daily limit must be >= 1, got {self.daily_limit!r}")
         if self.admin_token is not None and len(self.admin_token) < 8:
             raise ConfigError("the admin token must be at least 8 characters")
+        if self.keys is not None and (self.api_keys or self.daily_limit is not None):
+            raise ConfigError(
+                "a keys file declares the keys and their limits: drop --api-key and --daily-limit"
+            )
         for key in self.api_keys:
             if not key or key != key.strip():
                 raise ConfigError(f"API keys must be non-empty without spaces around, got {key!r}")

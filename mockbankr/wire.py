@@ -16,8 +16,10 @@ from typing import Any, Final
 import msgspec
 from starlette.responses import Response
 
+from mockbankr.accounts import Denial
 from mockbankr.clock import iso
 from mockbankr.errors import (
+    AccessDenied,
     ApiError,
     DailyLimitExceeded,
     JobFinished,
@@ -33,6 +35,8 @@ __all__ = [
     "MAX_JSON_DEPTH",
     "MAX_PROMPT_LENGTH",
     "PROMPT_SPACE",
+    "SUBSCRIPTION_REMEDIATION",
+    "access_denied",
     "already_finished",
     "api_error",
     "auth_required",
@@ -168,13 +172,72 @@ def not_steerable(status: str) -> ApiError:
     return ApiError(409, f"Job already {status}", "Only a job that has not finished can be steered")
 
 
-def daily_limit_exceeded(limit: int, used: int, reset_at: float) -> ApiError:
-    """The documented 429 of the daily message limit."""
+#: The documented 401 message (docs/wire.md 1.8, api-workflow.md), for a missing and a wrong key.
+_KEY_401_MESSAGE = "API key is missing or invalid"
+
+#: ``subscription_required``'s ``remediation`` list (its items are not documented).
+SUBSCRIPTION_REMEDIATION = (
+    "Join Bankr Club at https://bankr.bot/club for 1,000 prompts a day",
+    "Or turn on Max Mode with LLM credit (bankr llm credits add <usd>) for 100 prompts a day",
+)
+
+_DENIALS: dict[Denial, tuple[int, str, str]] = {
+    # docs/wire.md 1.8 (error-handling.md): a missing key; message from api-workflow.md.
+    Denial.KEY_REQUIRED: (401, "API key required", _KEY_401_MESSAGE),
+    # docs/wire.md 1.8: a wrong, revoked or rotated key.
+    Denial.INVALID_KEY: (401, "Invalid API key", _KEY_401_MESSAGE),
+    # docs/wire.md 1.3 (DOCS authentication).
+    Denial.IP_NOT_ALLOWED: (
+        403,
+        "IP address not allowed",
+        "IP address not allowed for this API key",
+    ),
+    # docs/wire.md 1.8 (api-workflow.md body example).
+    Denial.AGENT_API_DISABLED: (
+        403,
+        "Agent API access not enabled",
+        "Enable agent access for your API key",
+    ),
+    # docs/wire.md 1.8 (error-handling.md, safety.md): the message and remediation are ours.
+    Denial.SUBSCRIPTION_REQUIRED: (
+        403,
+        "subscription_required",
+        "Agent API prompts need Bankr Club, or Max Mode with LLM credit",
+    ),
+}
+
+
+def access_denied(exc: AccessDenied) -> ApiError:
+    """The documented answer to a refused key check (docs/wire.md 1.3, 1.8).
+
+    Example::
+
+        access_denied(AccessDenied(Denial.INVALID_KEY, "revoked")).status_code == 401
+    """
+    reason = Denial(exc.reason)
+    status, error, message = _DENIALS[reason]
+    extra = (
+        {"remediation": list(SUBSCRIPTION_REMEDIATION)}
+        if reason is Denial.SUBSCRIPTION_REQUIRED
+        else None
+    )
+    return ApiError(status, error, message, extra=extra)
+
+
+def daily_limit_exceeded(
+    limit: int, used: int, reset_at: float, *, upgrade: bool = True
+) -> ApiError:
+    """The documented 429 of the daily quota (docs/wire.md 1.8, safety.md): ``resetAt`` in Unix ms.
+
+    The upgrade sentence is left out for a Bankr Club account, which has nothing to
+    upgrade to (the documented example is a 100-message account).
+    """
+    sentence = " Upgrade to Bankr Club for 1000 messages/day." if upgrade else ""
     return ApiError(
         429,
         "Daily limit exceeded",
-        f"You have reached your daily API limit of {limit} messages. Upgrade to"
-        f" Bankr Club for 1000 messages/day. Resets at {iso(reset_at)}",
+        f"You have reached your daily API limit of {limit} messages.{sentence}"
+        f" Resets at {iso(reset_at)}",
         extra={"resetAt": round(reset_at * 1000), "limit": limit, "used": used},
     )
 
@@ -193,7 +256,10 @@ DOMAIN_ERRORS: Final[Mapping[type[MockbankrError], Callable[[Any], ApiError]]] =
         UnknownCategory: lambda exc: invalid_json(
             f"unknown category {exc.category!r} in a job rule"
         ),
-        DailyLimitExceeded: lambda exc: daily_limit_exceeded(exc.limit, exc.used, exc.reset_at),
+        DailyLimitExceeded: lambda exc: daily_limit_exceeded(
+            exc.limit, exc.used, exc.reset_at, upgrade=exc.upgrade
+        ),
+        AccessDenied: access_denied,
     }
 )
 """Each domain error the core raises, and how it answers on the wire: the one table."""

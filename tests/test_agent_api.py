@@ -187,8 +187,11 @@ def test_restricted_keys(clock: VirtualClock) -> None:
         bad = http.post("/agent/prompt", json={"prompt": PRICE}, headers={"X-API-Key": "bk_bad"})
         assert ok.status_code == 202
         assert bad.status_code == 401
-        assert http.get("/_health", headers={"X-API-Key": "bk_bad"}).status_code == 401
+        # Spec 1.8: /_health ignores the key; /wallet/me is the key check.
+        assert http.get("/_health", headers={"X-API-Key": "bk_bad"}).status_code == 200
         assert http.get("/_health").status_code == 200
+        assert http.get("/wallet/me", headers={"X-API-Key": "bk_bad"}).status_code == 401
+        assert http.get("/wallet/me", headers={"X-API-Key": "bk_good"}).status_code == 200
 
 
 def test_me_gives_a_stable_made_up_wallet_per_key(http: httpx.Client) -> None:
@@ -235,8 +238,8 @@ BAD_INPUTS = [
         {},
         b'{"prompt":"hi"}',
         401,
-        "Authentication required",
-        "Please provide a valid API key",
+        "API key required",
+        "API key is missing or invalid",
     ),
     (
         "POST",
@@ -244,8 +247,8 @@ BAD_INPUTS = [
         {"X-API-Key": "  "},
         b'{"prompt":"hi"}',
         401,
-        "Authentication required",
-        "valid API key",
+        "API key required",
+        "missing or invalid",
     ),
     ("POST", "/agent/prompt", JSON, b"{", 400, "Invalid request", "malformed JSON"),
     (
@@ -323,7 +326,7 @@ BAD_INPUTS = [
         "Job not found",
         "No job found with ID job_NOPE",
     ),
-    ("GET", "/agent/job/job_NOPE", {}, b"", 401, "Authentication required", "valid API key"),
+    ("GET", "/agent/job/job_NOPE", {}, b"", 401, "API key required", "missing or invalid"),
     ("GET", "/agent/job/", AUTH, b"", 400, "Job ID required", "Please provide a job ID"),
     ("GET", "/agent/job", AUTH, b"", 400, "Job ID required", "Please provide a job ID"),
     ("POST", "/agent/job/job_NOPE/cancel", AUTH, b"", 404, "Job not found", "job_NOPE"),

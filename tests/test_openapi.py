@@ -276,7 +276,8 @@ def test_a_refused_control_call_conforms(admin_token: str | None) -> None:
 @pytest.mark.parametrize(
     ("route", "params", "headers", "status"),
     [
-        ("GET /_health", {}, {"X-API-Key": "bk_unknown"}, 401),
+        ("GET /wallet/me", {}, {"X-API-Key": "bk_unknown"}, 401),
+        ("GET /wallet/me", {}, {"Authorization": "Bearer bk_unknown"}, 401),
         ("GET /agent/job/{jobId}", {"jobId": " "}, {"X-API-Key": KEY}, 400),
     ],
 )

@@ -12,7 +12,8 @@ The blocks are found by their fences, whoever wrote them:
 * ``python``: run as a script, or by pytest (from an empty folder, no project config) when
   it defines ``test_`` functions; with a live server as above if it names ``127.0.0.1:8402``.
 * ``js``: run by node as an ES module beside ``.peer/node_modules`` (the official SDK).
-* ``json`` and ``toml``: parsed; a JSON object with an ``action`` must be a valid rule.
+* ``json`` and ``toml``: parsed; a JSON object with an ``action`` must be a valid rule, a
+  TOML document with ``accounts`` a valid keys file.
 
 Only a block that needs the real Bankr API may be exempt, with the line
 ``<!-- readme-test: exempt, needs the real Bankr API -->`` right above its fence.
@@ -37,6 +38,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mockbankr.accounts import parse_keys
 from mockbankr.rules import parse_rule
 
 pytestmark = pytest.mark.live
@@ -210,7 +212,9 @@ def test_readme_block_runs_as_written(block: Block, tmp_path: Path) -> None:
             parse_rule(data)
         return
     if block.language == "toml":
-        tomllib.loads(block.code)
+        data = tomllib.loads(block.code)
+        if "accounts" in data:  # a keys file, as `mockbankr serve --keys` reads it
+            parse_keys(data)
         return
     port = _free_port()
     home = tmp_path / "home"

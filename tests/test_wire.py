@@ -6,7 +6,9 @@ import httpx
 import pytest
 
 from mockbankr import wire
+from mockbankr.accounts import Denial
 from mockbankr.errors import (
+    AccessDenied,
     DailyLimitExceeded,
     JobFinished,
     JobIdCollision,
@@ -66,6 +68,55 @@ from mockbankr.errors import (
                 "used": 2,
             },
         ),
+        (
+            DailyLimitExceeded(
+                "club", limit=1000, used=1000, reset_at=1_764_486_400.0, upgrade=False
+            ),
+            429,
+            {
+                "error": "Daily limit exceeded",
+                "message": "You have reached your daily API limit of 1000 messages."
+                " Resets at 2025-11-30T07:06:40.000Z",
+                "resetAt": 1_764_486_400_000,
+                "limit": 1000,
+                "used": 1000,
+            },
+        ),
+        (
+            AccessDenied(Denial.KEY_REQUIRED, "none sent"),
+            401,
+            {"error": "API key required", "message": "API key is missing or invalid"},
+        ),
+        (
+            AccessDenied(Denial.INVALID_KEY, "revoked"),
+            401,
+            {"error": "Invalid API key", "message": "API key is missing or invalid"},
+        ),
+        (
+            AccessDenied(Denial.IP_NOT_ALLOWED, "10.1.1.1"),
+            403,
+            {
+                "error": "IP address not allowed",
+                "message": "IP address not allowed for this API key",
+            },
+        ),
+        (
+            AccessDenied(Denial.AGENT_API_DISABLED, "off"),
+            403,
+            {
+                "error": "Agent API access not enabled",
+                "message": "Enable agent access for your API key",
+            },
+        ),
+        (
+            AccessDenied(Denial.SUBSCRIPTION_REQUIRED, "none"),
+            403,
+            {
+                "error": "subscription_required",
+                "message": "Agent API prompts need Bankr Club, or Max Mode with LLM credit",
+                "remediation": list(wire.SUBSCRIPTION_REMEDIATION),
+            },
+        ),
     ],
 )
 def test_each_domain_error_has_its_documented_wire_form(
@@ -77,6 +128,7 @@ def test_each_domain_error_has_its_documented_wire_form(
 
 def test_the_table_covers_every_domain_error_the_core_raises() -> None:
     assert set(wire.DOMAIN_ERRORS) == {
+        AccessDenied,
         DailyLimitExceeded,
         JobFinished,
         JobIdCollision,

@@ -263,7 +263,7 @@ def test_a_wrong_key_gets_the_401(
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.endswith(
-        f"✖ {failure}\n✗ API error (401): Please provide a valid API key\n"
+        f"✖ {failure}\n✗ API error (401): API key is missing or invalid\n"
     )
     assert asyncio.run(server.store.count()) == 1  # no job was created
     assert fetch(server, job_id, key="bk_good")["status"] == "pending"
@@ -294,7 +294,7 @@ def test_the_config_file_is_read_and_the_environment_wins(
     from_env = bankr.run("status", job_id, url=None, key="bk_good")
 
     assert from_file.returncode == 1
-    assert from_file.stderr.endswith("✗ API error (401): Please provide a valid API key\n")
+    assert from_file.stderr.endswith("✗ API error (401): API key is missing or invalid\n")
     assert from_env.returncode == 0, from_env.stderr
     assert from_env.stdout.startswith(f"Job:  {job_id}\nStatus:  pending\n")
 
