@@ -232,6 +232,7 @@ def control_schemas() -> dict[str, Schema]:
     job = obj(
         jobId=STR,
         owner={"type": "string", "description": "key:<API key> or wallet:<address>"},
+        prompt=STR,
         category=STR,
         status=STATUSES,
         schedule=obj(

@@ -47,6 +47,11 @@ _LAZY: dict[str, tuple[str, str, str]] = {
         "contracts",
         "Record, check and verify the contract files (the contracts extra).",
     ),
+    "experiment": (
+        "mockbankr.experiments.cli",
+        "experiment",
+        "Compare polling, timeout and retry policies on identical work.",
+    ),
     "jobs": ("mockbankr._cli_state", "jobs", "List jobs, show one, force its outcome."),
     "journal": ("mockbankr._cli_remote", "journal", "The requests a running server received."),
     "keys": ("mockbankr._cli_keys", "keys", "List, load, revoke and rotate the API keys."),

@@ -196,6 +196,7 @@ class ControlApi:
         return {
             "jobId": job.id,
             "owner": job.owner,
+            "prompt": job.prompt,
             "category": job.category,
             "status": status_of(job, now).value,
             "schedule": {
