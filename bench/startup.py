@@ -104,9 +104,24 @@ def run_plugin() -> list[Figure]:
     logger.info(
         "plugin: pytest with the plugin %.0f ms CPU, without %.0f ms", 1e3 * ours, 1e3 * theirs
     )
+    probe = (
+        "import time, pytest\nstarted = time.perf_counter()\nimport mockbankr.pytest_plugin\n"
+        "print(time.perf_counter() - started)"
+    )
+    imports = []
+    for _ in range(ROUNDS):
+        result = subprocess.run(
+            [sys.executable, "-c", probe],
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            check=True,
+        )
+        imports.append(float(result.stdout))
     return [
         at_most("pytest session CPU time, with / without the mockbankr plugin", ratio, "x", 1.05),
         info("pytest session with the plugin, median", 1e3 * ours, "ms CPU"),
         info("pytest session with -p no:mockbankr, median", 1e3 * theirs, "ms CPU"),
+        info("importing the plugin after pytest, median", 1e3 * statistics.median(imports), "ms"),
         info("A/A: the baseline against itself, median", aa, "x"),
     ]

@@ -188,3 +188,12 @@ def test_an_unknown_category_in_a_rules_file_stops_serve_at_start(
         result = CliRunner().invoke(main, ["serve", "--rules", str(rules), "--port", str(port)])
     assert result.exit_code == 1
     assert f"{rules}: rules[1].{key}: unknown category 'teleport' (known: " in result.output
+
+
+def test_the_pay_to_default_shown_in_help_is_the_one_used() -> None:
+    from mockbankr.cli import _DEFAULT_PAY_TO_SHOWN
+    from mockbankr.money import DEFAULT_PAY_TO, PaymentTerms
+
+    assert _DEFAULT_PAY_TO_SHOWN == DEFAULT_PAY_TO == PaymentTerms().pay_to
+    output = CliRunner().invoke(main, ["serve", "--help"], terminal_width=200).output
+    assert DEFAULT_PAY_TO in output
