@@ -20,12 +20,19 @@ import functools
 from dataclasses import dataclass
 
 import coincurve
-from eth_hash.auto import keccak  # eth-utils' keccak adds argument checks to each call
+import sha3  # safe-pysha3: keccak-256 in C, about 6x cheaper a call than pycryptodome's
 
 __all__ = ["Transfer", "TransferDomain", "domain_separator", "transfer_digest", "transfer_signer"]
 
+
+def _keccak(data: bytes) -> bytes:
+    """Keccak-256, as Ethereum hashes (not NIST SHA3-256)."""
+    digest: bytes = sha3.keccak_256(data).digest()
+    return digest
+
+
 #: ``keccak256`` of the EIP-712 type string of x402's ``exact`` EVM scheme (EIP-3009).
-_TYPE_HASH = keccak(
+_TYPE_HASH = _keccak(
     b"TransferWithAuthorization(address from,address to,uint256 value,"
     b"uint256 validAfter,uint256 validBefore,bytes32 nonce)"
 )
@@ -100,7 +107,7 @@ def transfer_digest(domain: TransferDomain, transfer: Transfer) -> bytes:
     nonce = bytes.fromhex(transfer.nonce.removeprefix("0x"))
     if len(nonce) != 32:
         raise ValueError("the nonce is not 32 bytes")
-    struct = keccak(
+    struct = _keccak(
         _TYPE_HASH
         + _address(transfer.from_)
         + _address(transfer.to)
@@ -109,7 +116,7 @@ def transfer_digest(domain: TransferDomain, transfer: Transfer) -> bytes:
         + _word(transfer.valid_before)
         + nonce
     )
-    return keccak(b"\x19\x01" + domain_separator(domain) + struct)
+    return _keccak(b"\x19\x01" + domain_separator(domain) + struct)
 
 
 def transfer_signer(domain: TransferDomain, transfer: Transfer, signature: str) -> bytes | None:
@@ -129,5 +136,5 @@ def transfer_signer(domain: TransferDomain, transfer: Transfer, signature: str) 
         )
     except Exception:  # a bad hex string, field, r, s or v: nobody signed it
         return None
-    address: bytes = keccak(public_key.format(compressed=False)[1:])[-20:]
+    address: bytes = _keccak(public_key.format(compressed=False)[1:])[-20:]
     return address

@@ -73,10 +73,19 @@ def _install(target: Path, wheel: Path) -> Path:
     offline = ("--no-index", "--find-links", wheel.parent, "--find-links", WHEELHOUSE)
     install = ("--python", python, "install", "--quiet", *offline, wheel)
     if _run(sys.executable, "-m", "pip", *install).returncode != 0:
-        # First run on this machine: fetch the dependencies once (pip's index and cache).
+        # First run here, or a new dependency: fetch the dependencies (pip's index and cache).
+        # Our own wheels never stay in the wheelhouse: pip would reuse a stale copy's metadata.
+        _drop_own_wheels()
         _pip("download", "--quiet", "--dest", WHEELHOUSE, "--find-links", wheel.parent, wheel)
+        _drop_own_wheels()
         _pip(*install)
     return target / "bin"
+
+
+def _drop_own_wheels() -> None:
+    for own in ("mockbankr-*.whl", "bankr_client-*.whl"):
+        for path in WHEELHOUSE.glob(own):
+            path.unlink()
 
 
 def _free_port() -> int:
