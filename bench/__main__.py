@@ -16,7 +16,18 @@ from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
 
-from bench import client, instructions, keys, memory, poll, rules, startup, x402
+from bench import (
+    client,
+    experiment,
+    instructions,
+    keys,
+    memory,
+    poll,
+    rules,
+    startup,
+    verdicts,
+    x402,
+)
 from bench.figures import BenchError, Benchmark, Figure
 
 __all__ = ["BENCHMARKS", "main"]
@@ -32,6 +43,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "cli": startup.run_cli,
     "plugin": startup.run_plugin,
     "keys": keys.run,
+    "verdicts": verdicts.run,
+    "experiment": experiment.run,
 }
 
 logger = logging.getLogger("bench")

@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mockbankr.clock import Clock
+from mockbankr.guard import IN_PROCESS
 from mockbankr.steering import ConnectionDropped
 
 __all__ = ["AsyncClockTransport", "SyncClockTransport"]
@@ -33,7 +34,12 @@ class AsyncClockTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(self, app: ASGIApp, clock: Clock, *, client: tuple[str, int] = _CLIENT_ADDR):
-        self._inner = httpx.ASGITransport(app=app, client=client)
+        async def in_process(scope: Scope, receive: Receive, send: Send) -> None:
+            # No browser is on this path: the guard skips its DNS-rebinding Host check.
+            scope["extensions"] = {**scope.get("extensions", {}), IN_PROCESS: {}}
+            await app(scope, receive, send)
+
+        self._inner = httpx.ASGITransport(app=in_process, client=client)
         self._clock = clock
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

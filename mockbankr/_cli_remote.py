@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from mockbankr._click_numbers import NumberParam
+from mockbankr.validate import QUERY_LIMIT
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
@@ -55,6 +58,8 @@ def call(url: str, token: str | None, method: str, path: str, **kwargs: Any) -> 
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if method == "POST" and "json" not in kwargs and "content" not in kwargs:
+        kwargs["json"] = {}  # the control plane takes JSON only (a CSRF guard)
     try:
         response = httpx.request(
             method, url.rstrip("/") + path, headers=headers, timeout=10, **kwargs
@@ -237,7 +242,7 @@ def _journal_table(data: dict[str, Any]) -> Table:
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=NumberParam(QUERY_LIMIT, integer=True),
     default=50,
     show_default=True,
     help="The newest N matching requests.",

@@ -15,7 +15,8 @@ from mockbankr.accounts import KeysDocument, Plan
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.money import NETWORK_CHAIN_IDS
-from mockbankr.rules import RULE_ID_PATTERN, Rule
+from mockbankr.rules import MAX_PATTERN_LENGTH, RULE_ID_PATTERN, Rule
+from mockbankr.validate import AFTER, DELAY, LATENCY, PROBABILITY, RESPOND_STATUS, TIMES
 from mockbankr.verdicts import CHECKS, THRESHOLD_BOUNDS
 from mockbankr.wire import MAX_PROMPT_LENGTH, PROMPT_SPACE
 from mockbankr.x402 import PaymentReason
@@ -199,16 +200,18 @@ def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
             "then": {"required": ["outcome"], "properties": {"outcome": {"const": "vanish"}}},
         },
     ]
-    tighten(props["Rule"]["times"], minimum=1)
-    tighten(props["Rule"]["probability"], minimum=0, maximum=1)
+    # The bounds are the ones parse_rule checks, through mockbankr.validate.
+    tighten(props["Rule"]["times"], **TIMES.json_schema(integer=True))
+    tighten(props["Rule"]["probability"], **PROBABILITY.json_schema())
     tighten(props["Rule"]["id"], pattern=RULE_ID_PATTERN)
     props["Match"]["path"]["description"] = "a glob, e.g. /agent/job/*"
-    tighten(props["Match"]["prompt"], format="regex")
+    tighten(props["Match"]["prompt"], format="regex", maxLength=MAX_PATTERN_LENGTH)
     props["Match"]["prompt"]["description"] = "a regex, searched"
-    props["Respond"]["status"].update(minimum=100, maximum=599)
-    props["Delay"]["seconds"].update(minimum=0)
-    props["Hang"]["seconds"].update(minimum=0)
-    tighten(props["JobShape"]["latency"], exclusiveMinimum=0)
+    props["Respond"]["status"].update(RESPOND_STATUS.json_schema(integer=True))
+    props["Delay"]["seconds"].update(DELAY.json_schema())
+    props["Hang"]["seconds"].update(DELAY.json_schema())
+    tighten(props["JobShape"]["latency"], **LATENCY.json_schema())
+    tighten(props["JobShape"]["after"], **AFTER.json_schema())
     for name in ("Match", "JobShape"):
         tighten(props[name]["category"], enum=list(categories))
     listed = copy.deepcopy(found["Rule"])
@@ -229,6 +232,7 @@ def control_schemas() -> dict[str, Schema]:
     job = obj(
         jobId=STR,
         owner={"type": "string", "description": "key:<API key> or wallet:<address>"},
+        prompt=STR,
         category=STR,
         status=STATUSES,
         schedule=obj(

@@ -27,6 +27,7 @@ from mockbankr.control import ControlApi
 from mockbankr.control_keys import KeysControl
 from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, MockbankrError
+from mockbankr.guard import RequestGuard
 from mockbankr.journal import Journal
 from mockbankr.limits import DailyLimit
 from mockbankr.openapi import openapi_endpoint
@@ -207,6 +208,13 @@ def create_app(
         identify_key=agent.identify,
         identify_wallet=v2.identify,
         log_requests=settings.log_requests,
+    )
+    # Outermost (added last): bounds every request before anything reads it.
+    app.add_middleware(
+        RequestGuard,
+        clock=payment_clock or clock,
+        configured_host=settings.host,
+        admin_token=settings.admin_token,
     )
     app.router.redirect_slashes = False  # "/_health/" is a 404 in the wire shape, not a 307
     app.state.simulator = sim

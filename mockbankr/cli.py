@@ -3,12 +3,8 @@
 Every option of ``mockbankr serve`` also reads a ``MOCKBANKR_*`` environment
 variable (``--port`` <- ``MOCKBANKR_PORT``, ``--api-key`` <- ``MOCKBANKR_API_KEY``,
 space-separated for several keys). ``ledger``, ``rules``, ``journal``, ``clock``,
-<<<<<<< HEAD
-``jobs``, ``reset`` and ``keys`` drive a running server (see :mod:`mockbankr._cli_remote`).
-=======
-``jobs``, ``reset`` and ``verdicts`` drive a running server (see
+``jobs``, ``reset``, ``keys`` and ``verdicts`` drive a running server (see
 :mod:`mockbankr._cli_remote`).
->>>>>>> main
 
 Subcommands are imported when they run, so ``mockbankr --help`` loads neither the app
 nor the contract harness; ``mockbankr contracts`` needs the ``mockbankr[contracts]``
@@ -27,6 +23,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from mockbankr._click_numbers import NumberParam
+from mockbankr.validate import DAILY_LIMIT, JOURNAL_SIZE, PORT, SEED, SPEED
 
 __all__ = ["CONTRACTS_EXTRA_HINT", "main"]
 
@@ -47,6 +46,11 @@ _LAZY: dict[str, tuple[str, str, str]] = {
         "mockbankr.contracts.cli",
         "contracts",
         "Record, check and verify the contract files (the contracts extra).",
+    ),
+    "experiment": (
+        "mockbankr.experiments.cli",
+        "experiment",
+        "Compare polling, timeout and retry policies on identical work.",
     ),
     "jobs": ("mockbankr._cli_state", "jobs", "List jobs, show one, force its outcome."),
     "journal": ("mockbankr._cli_remote", "journal", "The requests a running server received."),
@@ -159,7 +163,7 @@ def main() -> None:
 @_option(
     "--port",
     env="MOCKBANKR_PORT",
-    type=click.IntRange(0, 65535),
+    type=NumberParam(PORT, integer=True),
     default=8402,
     show_default=True,
     help="TCP port.",
@@ -167,15 +171,16 @@ def main() -> None:
 @_option(
     "--speed",
     env="MOCKBANKR_SPEED",
-    type=click.FloatRange(min=0, min_open=True),
+    type=NumberParam(SPEED),
     default=1.0,
     show_default=True,
-    help="Simulated seconds per wall second: 20 makes a 10 s swap take 0.5 s.",
+    help="Simulated seconds per wall second: 20 makes a 10 s swap take 0.5 s; 0 stops"
+    " time until POST /__mock/clock moves it.",
 )
 @_option(
     "--seed",
     env="MOCKBANKR_SEED",
-    type=int,
+    type=NumberParam(SEED, integer=True),
     default=None,
     help="Seed every random choice: the same prompts in the same order give the same"
     " ids, schedules and outcomes. Default: random.",
@@ -230,14 +235,14 @@ def main() -> None:
 @_option(
     "--daily-limit",
     env="MOCKBANKR_DAILY_LIMIT",
-    type=click.IntRange(min=1),
+    type=NumberParam(DAILY_LIMIT, integer=True),
     default=None,
     help="Prompts per key per rolling 24 simulated hours (429 beyond); without --keys.",
 )
 @_option(
     "--journal-size",
     env="MOCKBANKR_JOURNAL_SIZE",
-    type=click.IntRange(min=1),
+    type=NumberParam(JOURNAL_SIZE, integer=True),
     default=10_000,
     show_default=True,
     help="Requests the journal keeps.",

@@ -11,6 +11,10 @@ timestamps the API sends.
   ``sleep`` on a virtual clock returns as soon as every other task in the loop is
   blocked, with the clock moved to the sleeper's deadline ("auto-jump"), so a
   five-minute timeout scenario costs milliseconds.
+
+No clock ever reads past :data:`~mockbankr.validate.CLOCK_LIMIT` (the year 9000):
+setting it further is a ``ValueError`` and a running clock stops there, so no input
+and no amount of waiting can push time where it can no longer be printed.
 """
 
 from __future__ import annotations
@@ -20,10 +24,15 @@ import datetime as _dt
 import functools
 import heapq
 import itertools
+import math
+import threading
 import time
 from typing import Protocol, runtime_checkable
 
+from mockbankr.validate import CLOCK_LIMIT
+
 __all__ = [
+    "CLOCK_LIMIT",
     "Clock",
     "DEFAULT_EPOCH",
     "MAX_TIME",
@@ -87,51 +96,114 @@ class RealClock:
         time.sleep(max(0.0, seconds))
 
 
+def _check_target(when: float, now: float) -> float:
+    if not math.isfinite(when) or when > CLOCK_LIMIT:
+        raise ValueError(f"the clock cannot go past {iso(CLOCK_LIMIT)} (got {when!r})")
+    if when < now:
+        raise ValueError(f"cannot move a clock backwards (from {now} to {when})")
+    return float(when)
+
+
+def _check_speed(speed: float) -> float:
+    if not (math.isfinite(speed) and speed >= 0):
+        raise ValueError(f"speed must be a finite number >= 0, got {speed!r}")
+    return float(speed)
+
+
+#: The longest a scaled sleep waits in one go before it looks at the clock again.
+_MAX_WALL_WAIT = 3600.0
+
+
 class ScaledClock:
-    """Simulated time runs ``speed`` times faster than wall time.
+    """Simulated time runs ``speed`` times faster than wall time; speed 0 stops it.
 
     It starts at the wall time of its creation (or ``start``), so timestamps
-    stay plausible.
+    stay plausible. Sleepers follow every change: advancing the clock or changing
+    its speed (from any thread) wakes them to re-plan, so a sleep on a stopped clock
+    ends when time moves again, and one that the clock jumped past ends at once.
 
     Example::
 
         clock = ScaledClock(20)   # a 10 s swap finishes after 0.5 wall seconds
+        clock.set_speed(0)        # time stands still until the next advance or speed
     """
 
     def __init__(self, speed: float, *, start: float | None = None) -> None:
-        if not speed > 0:
-            raise ValueError(f"speed must be positive, got {speed!r}")
-        self._speed = float(speed)
+        self._speed = _check_speed(speed)
         self._wall0 = time.monotonic()
-        self._sim0 = time.time() if start is None else float(start)
+        self._sim0 = min(time.time() if start is None else float(start), CLOCK_LIMIT)
+        self._changed = threading.Condition()
+        self._sleepers: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
 
     @property
     def speed(self) -> float:
         return self._speed
 
     def set_speed(self, speed: float) -> None:
-        """Change the speed from now on, without a jump in simulated time."""
-        if not speed > 0:
-            raise ValueError(f"speed must be positive, got {speed!r}")
+        """Change the speed from now on, without a jump in simulated time (0 stops it)."""
+        speed = _check_speed(speed)
         now = self.now()
         self._wall0 = time.monotonic()
         self._sim0 = now
-        self._speed = float(speed)
+        self._speed = speed
+        self._notify()
 
     def now(self) -> float:
-        return self._sim0 + (time.monotonic() - self._wall0) * self._speed
+        t = self._sim0 + (time.monotonic() - self._wall0) * self._speed
+        return t if t < CLOCK_LIMIT else CLOCK_LIMIT
 
     def advance(self, seconds: float) -> None:
         """Jump simulated time forward by ``seconds``; it keeps running at the same speed."""
         if seconds < 0:
             raise ValueError(f"cannot move a clock backwards ({seconds!r} s)")
-        self._sim0 += seconds
+        now = self.now()
+        target = _check_target(now + seconds, now)
+        self._sim0 += target - now
+        self._notify()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+        for loop, fut in list(self._sleepers):
+            loop.call_soon_threadsafe(_resolve, fut)
+
+    def _wall_wait(self, deadline: float) -> float | None:
+        """Wall seconds until simulated ``deadline`` at the current speed (None: never)."""
+        if self._speed == 0 or deadline > CLOCK_LIMIT:
+            return None
+        return min((deadline - self.now()) / self._speed, _MAX_WALL_WAIT)
 
     async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(max(0.0, seconds) / self._speed)
+        if not seconds > 0:
+            await asyncio.sleep(0)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self.now() + seconds
+        while self.now() < deadline:
+            fut: asyncio.Future[None] = loop.create_future()
+            entry = (loop, fut)
+            wait = self._wall_wait(deadline)
+            timer = None if wait is None else loop.call_later(wait, _resolve, fut)
+            self._sleepers.add(entry)
+            try:
+                await fut
+            finally:
+                self._sleepers.discard(entry)
+                if timer is not None:
+                    timer.cancel()
 
     def sleep_sync(self, seconds: float) -> None:
-        time.sleep(max(0.0, seconds) / self._speed)
+        if not seconds > 0:
+            return
+        deadline = self.now() + seconds
+        with self._changed:
+            while self.now() < deadline:
+                self._changed.wait(self._wall_wait(deadline))
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 #: How many loop iterations a virtual sleep lets pass, with no new sleeper
@@ -171,10 +243,8 @@ class VirtualClock:
         self.set(self._now + seconds)
 
     def set(self, when: float) -> None:
-        """Move time forward to ``when``; time never moves backwards."""
-        if when < self._now:
-            raise ValueError(f"cannot move a clock backwards (from {self._now} to {when})")
-        self._now = float(when)
+        """Move time forward to ``when``; time never moves backwards, nor past the limit."""
+        self._now = _check_target(when, self._now)
         self._wake_due()
 
     def sleep_sync(self, seconds: float) -> None:
@@ -214,6 +284,10 @@ class VirtualClock:
             return
         self._driver = None
         deadline = self._waiters[0][0]
+        if deadline > CLOCK_LIMIT:
+            # Time ends at the limit: whoever sleeps past it sleeps until cancelled.
+            self._now = max(self._now, CLOCK_LIMIT)
+            return
         if deadline > self._now:
             self._now = deadline
         self._wake_due()

@@ -16,14 +16,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mockbankr._http import read_json_object
-from mockbankr.clock import MAX_TIME, ScaledClock, VirtualClock, iso
+from mockbankr.clock import ScaledClock, VirtualClock, iso
 from mockbankr.core import Simulator
-from mockbankr.errors import ApiError, ConfigError
+from mockbankr.errors import ApiError, ConfigError, InvalidNumber
 from mockbankr.grading import grade
 from mockbankr.jobs import FOREVER, JobRecord, JobStatus, job_body, status_of
 from mockbankr.journal import Journal
 from mockbankr.ledger import summarize
 from mockbankr.rules import RuleSet, parse_rule, unknown_categories
+from mockbankr.validate import (
+    ADVANCE,
+    CLOCK_LIMIT,
+    FINISH_IN,
+    NOW,
+    QUERY_LIMIT,
+    QUERY_OFFSET,
+    SPEED,
+    Bound,
+    parse_float,
+    parse_int,
+)
 from mockbankr.verdicts import THRESHOLD_NAMES, Thresholds, parse_since
 from mockbankr.wire import JSONResponse
 
@@ -33,9 +45,6 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 #: The most journal entries one read may ask for (the journal keeps ``--journal-size``).
 MAX_JOURNAL_LIMIT = 1_000_000
-
-#: The fastest a scaled clock may run.
-MAX_SPEED = 1e6
 
 
 def _bad(message: str) -> ApiError:
@@ -52,26 +61,24 @@ def is_loopback(host: str | None) -> bool:
         return host == "localhost"
 
 
-def _int_param(request: Request, name: str, default: int, *, lo: int, hi: int) -> int:
+def _int_param(request: Request, name: str, default: int, bound: Bound) -> int:
     raw = request.query_params.get(name)
     if raw is None:
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise _bad(f"{name} must be an integer, got {raw!r}") from None
-    if not lo <= value <= hi:
-        raise _bad(f"{name} must be within {lo}..{hi}, got {value}")
-    return value
+        return parse_int(raw, name, bound)
+    except InvalidNumber as exc:
+        raise _bad(str(exc)) from None
 
 
-def _number(data: dict[str, Any], key: str) -> float | None:
+def _number(data: dict[str, Any], key: str, bound: Bound) -> float | None:
     value = data.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _bad(f"{key} must be a number, got {value!r}")
-    return float(value)
+    try:
+        return parse_float(value, key, bound)
+    except InvalidNumber as exc:
+        raise _bad(str(exc)) from None
 
 
 class ControlApi:
@@ -160,12 +167,12 @@ class ControlApi:
         if unknown or not data:
             raise _bad("expected one or more of advance (seconds), speed, now (unix seconds)")
         clock = self.sim.clock
-        advance, speed, now = _number(data, "advance"), _number(data, "speed"), _number(data, "now")
+        advance = _number(data, "advance", ADVANCE)
+        speed = _number(data, "speed", SPEED)
+        now = _number(data, "now", NOW)
         target = (now if now is not None else clock.now()) + (advance or 0.0)
-        if target > MAX_TIME:
-            raise _bad(f"the clock cannot go past {iso(MAX_TIME)}")
-        if speed is not None and not 0 < speed <= MAX_SPEED:
-            raise _bad(f"speed must be within (0, {MAX_SPEED:g}], got {speed:g}")
+        if target > CLOCK_LIMIT:
+            raise _bad(f"the clock cannot go past {iso(CLOCK_LIMIT)}")
         if now is not None and not isinstance(clock, VirtualClock):
             raise _bad("now can only be set on a virtual clock")
         if advance is not None and not isinstance(clock, VirtualClock | ScaledClock):
@@ -179,7 +186,7 @@ class ControlApi:
                 clock.advance(advance)
             if isinstance(clock, ScaledClock) and speed is not None:
                 clock.set_speed(speed)
-        except ValueError as exc:  # moving backwards
+        except ValueError as exc:  # moving backwards, or past the limit
             raise _bad(str(exc)) from exc
         return JSONResponse(self._clock_json())
 
@@ -189,6 +196,7 @@ class ControlApi:
         return {
             "jobId": job.id,
             "owner": job.owner,
+            "prompt": job.prompt,
             "category": job.category,
             "status": status_of(job, now).value,
             "schedule": {
@@ -210,8 +218,8 @@ class ControlApi:
         if status is not None and status not in JobStatus.__members__.values():
             raise _bad(f"status must be one of {', '.join(JobStatus)}, got {status!r}")
         owner, category = params.get("owner"), params.get("category")
-        offset = _int_param(request, "offset", 0, lo=0, hi=10**12)
-        limit = _int_param(request, "limit", 100, lo=1, hi=1000)
+        offset = _int_param(request, "offset", 0, QUERY_OFFSET)
+        limit = _int_param(request, "limit", 100, QUERY_LIMIT)
         now = self.sim.clock.now()
 
         def wanted(job: JobRecord) -> bool:
@@ -244,15 +252,13 @@ class ControlApi:
         if unknown:
             raise _bad(f"unknown key {sorted(unknown)[0]!r}; use outcome, error, finish_in")
         outcome, error = data.get("outcome"), data.get("error")
-        finish_in = _number(data, "finish_in")
+        finish_in = _number(data, "finish_in", FINISH_IN)
         if outcome not in (None, "completed", "failed"):
             raise _bad(f"outcome must be completed or failed, got {outcome!r}")
         if error is not None and (outcome != "failed" or not isinstance(error, str)):
             raise _bad("error must be a string and goes with outcome failed")
         if outcome is None and finish_in is None:
             raise _bad("give an outcome, a finish_in (seconds from now), or both")
-        if finish_in is not None and not 0 <= finish_in <= MAX_TIME - self.sim.clock.now():
-            raise _bad(f"finish_in must be >= 0 seconds and end before {iso(MAX_TIME)}")
         job, now = await self.sim.force(
             request.path_params["job_id"], outcome=outcome, error=error, finish_in=finish_in
         )
@@ -301,7 +307,7 @@ class ControlApi:
         filters = {k: v for k, v in request.query_params.items() if k != "limit"}
         # Asking for more entries than the journal keeps gets all it keeps.
         limit = min(
-            _int_param(request, "limit", self.journal.size, lo=1, hi=MAX_JOURNAL_LIMIT),
+            _int_param(request, "limit", self.journal.size, Bound(1, MAX_JOURNAL_LIMIT)),
             self.journal.size,
         )
         try:

@@ -4,7 +4,9 @@
 
     MockbankrError
     ├── ConfigError (ValueError)        bad settings, flags or environment variables
-    │   └── FixtureError                a fixture file (timing table, rules) is invalid
+    │   ├── FixtureError                a fixture file (timing table, rules) is invalid
+    │   └── InvalidNumber               a number that came in is malformed or out of
+    │                                   bounds (``field``); see :mod:`mockbankr.validate`
     ├── ApiError                        an answer in the real API's error shape;
     │                                   the app turns it into {"error", "message", ...}
     ├── JobError                        a job request the core refuses (``job_id``)
@@ -38,6 +40,7 @@ __all__ = [
     "ContractError",
     "DailyLimitExceeded",
     "FixtureError",
+    "InvalidNumber",
     "JobAuthError",
     "JobError",
     "JobFinished",
@@ -76,6 +79,22 @@ class FixtureError(ConfigError):
         self.key = key
         where = f"{path}: {key}" if key else path
         super().__init__(f"{where}: {message}")
+
+
+class InvalidNumber(ConfigError):
+    """A number from a request, a rules file or a flag is malformed or out of its bound.
+
+    ``field`` names it (``times``, ``X-Mockbankr-Latency``, ``--speed`` ...); the
+    message says what was expected. The server answers it with a 400.
+
+    Example::
+
+        InvalidNumber("times: expected an integer within 1..2147483648, got 0", field="times")
+    """
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ApiError(MockbankrError):

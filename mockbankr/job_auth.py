@@ -71,13 +71,16 @@ def verify_job_signature(
     """Authenticate a ``/v2/job/{id}`` request; return the checksummed signing wallet.
 
     Reads ``wallet-address``, ``x-signature`` and ``x-message`` (names in any
-    case). Whether that wallet owns the job is the caller's check.
+    case; the first of a repeated one). Whether that wallet owns the job is the
+    caller's check.
 
     Example::
 
         owner = verify_job_signature(request.headers, job_id, "status")
     """
-    lowered = {name.lower(): value for name, value in headers.items()}
+    lowered: dict[str, str] = {}
+    for name, value in headers.items():  # the first of repeated headers, as identify() reads
+        lowered.setdefault(name.lower(), value)
     wallet = lowered.get("wallet-address")
     signature = lowered.get("x-signature")
     message = lowered.get("x-message")

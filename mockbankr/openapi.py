@@ -30,18 +30,26 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from mockbankr.accounts import MAX_KEY_LENGTH
-from mockbankr.clock import MAX_TIME, iso
-from mockbankr.control import MAX_JOURNAL_LIMIT, MAX_SPEED
+from mockbankr.clock import iso
+from mockbankr.control import MAX_JOURNAL_LIMIT
 from mockbankr.ledger import JOB_STATUSES
 from mockbankr.rules import RULE_ID_PATTERN
 from mockbankr.timing import load_timing
+from mockbankr.validate import (
+    ADVANCE,
+    CLOCK_LIMIT,
+    FINISH_IN,
+    NOW,
+    QUERY_LIMIT,
+    QUERY_OFFSET,
+    SPEED,
+)
 from mockbankr.verdicts import THRESHOLD_BOUNDS, Thresholds
 
 __all__ = ["openapi_document", "openapi_endpoint"]
 
 from mockbankr._openapi_schemas import (
     COUNT,
-    SECONDS,
     STATUSES,
     STR,
     TRUE,
@@ -118,7 +126,14 @@ KEY_403 = (
 )
 IP_403 = ("The caller is outside the key's allowedIps", "IP address not allowed")
 CONTROL_401 = ("An admin token is set and was not sent", AUTH)
-CONTROL_403 = ("No admin token is set and the caller is not on loopback", "Forbidden")
+CONTROL_403 = (
+    "No admin token is set and the caller is not on loopback, or the Host is not a loopback"
+    " name or the configured host (DNS rebinding); or, with or without a token, the Origin"
+    " is a web page of another site",
+    "Forbidden",
+)
+CONTROL_415 = ("A POST without Content-Type: application/json", "Unsupported media type")
+TOO_LARGE = ("A request body over 256 KiB, refused as it streams", "Payload too large")
 NOT_FOUND = ("Unknown, someone else's, or vanished", "Job not found", "Not found")
 NO_ROUTE = "Not found"  # a path parameter that is not one path segment reaches no route
 TOO_LATE = ("The job finished already", "Job already completed", "Job already failed")
@@ -199,6 +214,11 @@ def _paths(operations: dict[str, Schema]) -> Schema:
         ]
         if tag == CONTROL:
             op["responses"].update({"401": _answer(CONTROL_401), "403": _answer(CONTROL_403)})
+            # What RequestGuard refuses before the endpoint.
+            if "requestBody" in op or method == "POST":
+                op["responses"]["413"] = _answer(TOO_LARGE)
+            if method == "POST":
+                op["responses"]["415"] = _answer(CONTROL_415)
         for status, answer in op["responses"].items():
             if links := _links(route, status):
                 answer["links"] = links
@@ -313,14 +333,16 @@ def _bankr_operations() -> dict[str, Schema]:
 
 def _control_operations() -> dict[str, Schema]:
     clock_change = obj(
-        advance=Opt({**SECONDS, "description": f"seconds forward, to {iso(MAX_TIME)} at most"}),
-        speed=Opt({"type": "number", "exclusiveMinimum": 0, "maximum": MAX_SPEED}),
-        now=Opt({"type": "number", "maximum": MAX_TIME, "description": "unix s, not backwards"}),
+        advance=Opt(
+            {**ADVANCE.json_schema(), "description": f"seconds forward, to {iso(CLOCK_LIMIT)}"}
+        ),
+        speed=Opt({**SPEED.json_schema(), "description": "simulated s per wall s; 0 stops"}),
+        now=Opt({**NOW.json_schema(), "description": "unix s, not backwards (virtual clock)"}),
     )
     outcome = obj(
         outcome=Opt(enum_of("completed", "failed")),
         error=Opt({"type": "string", "description": "the failure text (outcome failed)"}),
-        finish_in=Opt({**SECONDS, "description": f"seconds from now, to {iso(MAX_TIME)}"}),
+        finish_in=Opt({**FINISH_IN.json_schema(), "description": "seconds from now"}),
     )
     outcome["anyOf"] = [{"required": ["outcome"]}, {"required": ["finish_in"]}]
     outcome["if"] = {"required": ["error"]}  # an error text goes with outcome failed
@@ -335,8 +357,8 @@ def _control_operations() -> dict[str, Schema]:
         _query("status", STATUSES, "status now"),
         _query("owner", STR, "API key or wallet (key:/wallet: prefix optional)"),
         _query("category", STR, "timing category"),
-        _query("offset", {"type": "integer", "minimum": 0, "maximum": 10**12}, "skip"),
-        _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "page size"),
+        _query("offset", QUERY_OFFSET.json_schema(integer=True), "skip"),
+        _query("limit", QUERY_LIMIT.json_schema(integer=True), "page size"),
     ]
     journal_filters = [
         _query(name, STR, "a glob" if name == "path" else "exact")

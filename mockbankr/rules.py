@@ -29,13 +29,29 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import msgspec
+import re2
 
 from mockbankr.errors import ConfigError, FixtureError, UnknownCategory
+from mockbankr.validate import (
+    AFTER,
+    DELAY,
+    FAULT_STATUS,
+    LATENCY,
+    MAX_DELAY_SECONDS,
+    PROBABILITY,
+    RESPOND_STATUS,
+    TIMES,
+    Bound,
+    parse_float,
+    parse_int,
+)
 
 __all__ = [
     "Action",
     "DIRECTIVE_HEADERS",
+    "FRAMING_HEADERS",
     "JobShape",
+    "MAX_PATTERN_LENGTH",
     "Match",
     "PROMPT_PATHS",
     "RULE_ID_PATTERN",
@@ -43,6 +59,7 @@ __all__ = [
     "Rule",
     "RuleSet",
     "check_categories",
+    "compile_prompt_pattern",
     "load_rules_file",
     "parse_rule",
     "unknown_categories",
@@ -70,7 +87,85 @@ RULE_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,63}$"
 _RULE_ID = re.compile(RULE_ID_PATTERN)
 
 #: How long a ``hang`` lasts at most, in simulated seconds, unless it says otherwise.
-HANG_CAP = 3600.0
+HANG_CAP = MAX_DELAY_SECONDS
+
+#: The longest ``match.prompt`` regex accepted, in characters.
+MAX_PATTERN_LENGTH = 1000
+
+#: The headers a ``respond`` action may not set: they frame the response, which is
+#: the server's job (a wrong one breaks the connection for the next request).
+FRAMING_HEADERS = frozenset({"content-length", "transfer-encoding", "connection"})
+
+#: Every number in a rule: where it sits, its bound, and whether it is an integer.
+_NUMBERS: tuple[tuple[tuple[str, ...], Bound, bool], ...] = (
+    (("times",), TIMES, True),
+    (("probability",), PROBABILITY, False),
+    (("action", "respond", "status"), RESPOND_STATUS, True),
+    (("action", "delay", "seconds"), DELAY, False),
+    (("action", "hang", "seconds"), DELAY, False),
+    (("action", "job", "latency"), LATENCY, False),
+    (("action", "job", "after"), AFTER, False),
+)
+
+
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # a bad pattern is the caller's 400, not a log line
+    options.max_mem = 8 << 20  # bounds the automaton: a huge pattern fails to compile
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
+
+
+def compile_prompt_pattern(pattern: str, *, where: str = "rule") -> Any:
+    """Compile a ``match.prompt`` regex with RE2, which matches in linear time.
+
+    A pattern cannot stall the server however it is written. The price: RE2 has no
+    backreferences (``\\1``) and no lookaround (``(?=``, ``(?<=``); such a pattern is
+    a :class:`ConfigError` that says so.
+
+    Example::
+
+        compile_prompt_pattern("(a+)+$").search("a" * 35 + "!") is None
+    """
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise ConfigError(f"{where}: match.prompt is longer than {MAX_PATTERN_LENGTH} characters")
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else ""
+        if isinstance(detail, bytes):
+            detail = detail.decode("utf-8", "replace")
+        raise ConfigError(
+            f"{where}: match.prompt cannot be compiled by RE2, the linear-time regex engine"
+            f" mockbankr matches prompts with ({detail}); backreferences and lookarounds"
+            " are not supported"
+        ) from None
+
+
+def _checked_numbers(raw: Any, where: str) -> Any:
+    """``raw`` with every number of :data:`_NUMBERS` validated (a copy where changed)."""
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    for path, bound, integer in _NUMBERS:
+        parents = [out]
+        for name in path[:-1]:
+            child = parents[-1].get(name)
+            if not isinstance(child, dict):
+                break
+            parents.append(dict(child))
+        else:
+            leaf = path[-1]
+            if parents[-1].get(leaf) is not None:
+                field = f"{where}: {'.'.join(path)}" if where != "rule" else ".".join(path)
+                parse = parse_int if integer else parse_float
+                parents[-1][leaf] = parse(parents[-1][leaf], field, bound)
+                for depth in range(len(path) - 1, 0, -1):  # put the copies back in place
+                    parents[depth - 1][path[depth - 1]] = parents[depth]
+    return out
+
 
 Outcome = Literal["completed", "failed", "stuck", "regress", "vanish"]
 
@@ -166,6 +261,7 @@ def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
     if isinstance(action, dict) and (nulls := sorted(k for k, v in action.items() if v is None)):
         # Not "no action": the one key of an action is the action, so it needs a value.
         raise ConfigError(f"{where}: action.{nulls[0]} is null; an action is an object")
+    raw = _checked_numbers(raw, where)
     try:
         rule = msgspec.convert(raw, Rule)
     except msgspec.ValidationError as exc:
@@ -181,34 +277,23 @@ def parse_rule(raw: Any, *, where: str = "rule") -> Rule:
             f"{where}: id must be a letter or digit, then at most 63 letters, digits, '.', '_',"
             f" '~' or '-', got {rule.id[:80]!r}"
         )
-    if rule.times is not None and rule.times < 1:
-        raise ConfigError(f"{where}: times must be >= 1, got {rule.times}")
-    if rule.probability is not None and not 0 <= rule.probability <= 1:
-        raise ConfigError(f"{where}: probability must be within [0, 1], got {rule.probability}")
     if rule.match.prompt is not None:
-        try:
-            re.compile(rule.match.prompt)
-        except re.error as exc:
-            raise ConfigError(f"{where}: match.prompt is not a valid regex ({exc})") from exc
+        compile_prompt_pattern(rule.match.prompt, where=where)
     action = rule.action
     if action.respond is not None:
-        if not 100 <= action.respond.status <= 599:
-            raise ConfigError(
-                f"{where}: respond.status must be an HTTP status, got {action.respond.status}"
-            )
         for name, value in action.respond.headers.items():
             if not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
                 raise ConfigError(
-                    f"{where}: respond.headers {name!r}: a header needs a token name and a"
+                    f"{where}: respond.headers {name[:80]!r}: a header needs a token name and a"
                     " printable Latin-1 value without line breaks"
                 )
-    for seconds, name in ((action.delay, "delay"), (action.hang, "hang")):
-        if seconds is not None and not seconds.seconds >= 0:
-            raise ConfigError(f"{where}: {name}.seconds must be >= 0")
+            if name.lower() in FRAMING_HEADERS:
+                raise ConfigError(
+                    f"{where}: respond.headers {name!r}: mockbankr frames the response itself;"
+                    " Content-Length, Transfer-Encoding and Connection cannot be set"
+                )
     shape = action.job
     if shape is not None:
-        if shape.latency is not None and not shape.latency > 0:
-            raise ConfigError(f"{where}: job.latency must be > 0 seconds")
         if shape.error is not None and shape.outcome not in (None, "failed"):
             raise ConfigError(f"{where}: job.error only goes with outcome 'failed'")
         if shape.after is not None and shape.outcome != "vanish":
@@ -298,7 +383,7 @@ class _Compiled:
         self.method = m.method.upper() if m.method is not None else None
         self.key = m.key
         self.path = re.compile(fnmatch.translate(m.path)) if m.path is not None else None
-        self.prompt = re.compile(m.prompt) if m.prompt is not None else None
+        self.prompt = compile_prompt_pattern(m.prompt) if m.prompt is not None else None
         self.prefixes: tuple[str, ...]
         if m.path is not None:
             self.prefixes = (_literal_prefix(m.path),)
@@ -461,12 +546,12 @@ def directive_action(headers: Mapping[str, str]) -> Action | None:
         return None
     raw: dict[str, Any]
     if fault is not None:
-        fault = fault.strip().lower()
-        if fault.isdigit():
-            status = int(fault)
+        fault = fault.strip(" \t").lower()
+        if fault[:1].isdigit():  # any digit, so that "²" is named as a bad status
+            status = parse_int(fault, "X-Mockbankr-Fault", FAULT_STATUS)
             raw = {"respond": {"status": status, "body": _fault_body(status)}}
         elif fault.startswith("delay="):
-            raw = {"delay": {"seconds": _number(fault[6:], "X-Mockbankr-Fault delay")}}
+            raw = {"delay": {"seconds": parse_float(fault[6:], "X-Mockbankr-Fault delay", DELAY)}}
         elif fault in ("hang", "drop", "malformed"):
             raw = {fault: {}}
         else:
@@ -479,16 +564,9 @@ def directive_action(headers: Mapping[str, str]) -> Action | None:
         if outcome is not None:
             job["outcome"] = outcome.strip().lower()
         if latency is not None:
-            job["latency"] = _number(latency, "X-Mockbankr-Latency")
+            job["latency"] = parse_float(latency, "X-Mockbankr-Latency", LATENCY)
         raw = {"job": job}
     return parse_rule({"action": raw}, where="X-Mockbankr headers").action
-
-
-def _number(text: str, what: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise ConfigError(f"{what}: expected a number of seconds, got {text!r}") from None
 
 
 def _fault_body(status: int) -> dict[str, str]:

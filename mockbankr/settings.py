@@ -29,7 +29,8 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8402
-    #: Simulated seconds per wall second (only for real servers; tests use a VirtualClock).
+    #: Simulated seconds per wall second (only for real servers; tests use a VirtualClock);
+    #: 0 stops time until the control plane moves it.
     speed: float = 1.0
     #: Seed of every random choice; ``None`` draws one at start.
     seed: int | None = None
@@ -64,8 +65,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not (isinstance(self.port, int) and 0 <= self.port <= 65535):
             raise ConfigError(f"port must be within 0..65535, got {self.port!r}")
-        if not (math.isfinite(self.speed) and self.speed > 0):
-            raise ConfigError(f"speed must be a positive number, got {self.speed!r}")
+        if not (math.isfinite(self.speed) and self.speed >= 0):
+            raise ConfigError(f"speed must be a finite number >= 0, got {self.speed!r}")
         if not self.host:
             raise ConfigError("host must not be empty")
         if not (isinstance(self.journal_size, int) and self.journal_size >= 1):

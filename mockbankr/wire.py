@@ -40,8 +40,11 @@ __all__ = [
     "already_finished",
     "api_error",
     "auth_required",
+    "body_too_large",
     "daily_limit_exceeded",
     "decode_json",
+    "forbidden",
+    "headers_too_large",
     "invalid_json",
     "invalid_request",
     "job_id_required",
@@ -49,8 +52,10 @@ __all__ = [
     "method_not_allowed",
     "not_steerable",
     "prompt_too_long",
+    "request_timeout",
     "route_not_found",
     "server_error",
+    "unsupported_media_type",
 ]
 
 #: The documented maximum prompt length, in characters.
@@ -279,3 +284,26 @@ def api_error(exc: MockbankrError) -> ApiError:
         if answer is not None:
             return answer(exc)
     raise KeyError(f"no wire error for {type(exc).__name__}")
+
+
+def body_too_large(limit: int) -> ApiError:
+    """A request body over ``limit`` bytes, off the prompt routes (those say Prompt too long)."""
+    return ApiError(413, "Payload too large", f"Request bodies are limited to {limit} bytes")
+
+
+def headers_too_large(limit: int) -> ApiError:
+    return ApiError(
+        431, "Request header fields too large", f"Request headers are limited to {limit} bytes"
+    )
+
+
+def request_timeout(seconds: float) -> ApiError:
+    return ApiError(408, "Request timeout", f"The request body stalled for {seconds:g} s")
+
+
+def forbidden(message: str) -> ApiError:
+    return ApiError(403, "Forbidden", message)
+
+
+def unsupported_media_type(message: str) -> ApiError:
+    return ApiError(415, "Unsupported media type", message)

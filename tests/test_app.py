@@ -32,7 +32,9 @@ def test_status_polls_are_the_first_routes(app: Starlette) -> None:
 def test_every_route_and_method_answers_without_a_server_error(
     app: Starlette, http: httpx.Client, with_key: bool
 ) -> None:
-    headers = {} if with_key else {"X-API-Key": ""}
+    headers = {"Content-Type": "application/json"}
+    if not with_key:
+        headers["X-API-Key"] = ""
     allowed_by_path: dict[str, set[str]] = {}
     for route in routes(app):
         allowed_by_path.setdefault(route.path, set()).update(route.methods or set())
@@ -97,11 +99,12 @@ def test_a_trailing_slash_is_a_404_in_the_wire_shape(http: httpx.Client, path: s
     assert response.json()["error"] == "Not found"
 
 
-def test_an_oversized_control_body_is_a_plain_400(http: httpx.Client) -> None:
-    response = http.post("/__mock/rules", content=b" " * (300 * 1024) + b"{}")
-    assert response.status_code == 400
-    assert response.json()["message"].endswith("(over 256 KiB)")
-    empty = http.post("/__mock/rules", content=b"")
+def test_an_oversized_control_body_is_a_413(http: httpx.Client) -> None:
+    json_type = {"Content-Type": "application/json"}
+    response = http.post("/__mock/rules", content=b" " * (300 * 1024) + b"{}", headers=json_type)
+    assert response.status_code == 413
+    assert response.json()["message"] == "Request bodies are limited to 262144 bytes"
+    empty = http.post("/__mock/rules", content=b"", headers=json_type)
     assert empty.json()["message"].endswith("(the body is empty)")
 
 

@@ -15,7 +15,10 @@ from mockbankr.cli import main
     ("args", "env", "text"),
     [
         (["--speed", "-1"], {}, "Invalid value for '--speed'"),
-        (["--speed", "0"], {}, "Invalid value for '--speed'"),
+        (["--speed", "2000000"], {}, "--speed: expected a number within 0..1000000 x"),
+        (["--speed", "inf"], {}, "Invalid value for '--speed'"),
+        (["--seed", "²"], {}, "--seed: expected an integer"),
+        (["--journal-size", "1" * 400], {}, "--journal-size: expected an integer"),
         (["--port", "70000"], {}, "Invalid value for '--port'"),
         ([], {"MOCKBANKR_SPEED": "fast"}, "Invalid value for '--speed'"),
         ([], {"MOCKBANKR_PORT": "-5"}, "Invalid value for '--port'"),
@@ -119,7 +122,7 @@ def test_a_rule_error_in_a_rules_file_names_the_rule_once(tmp_path: Path) -> Non
     rules.write_text("[[rules]]\ntimes = 0\n[rules.action.drop]\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["serve", "--rules", str(rules)])
     assert result.exit_code == 1
-    assert "rules.toml: rules[0]: times must be >= 1" in result.output
+    assert "rules.toml: rules[0]: times: expected an integer within 1..2147483648" in result.output
     assert result.output.count("rules[0]") == 1
 
 

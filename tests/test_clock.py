@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
-from mockbankr.clock import ScaledClock, VirtualClock, iso
+from mockbankr.clock import CLOCK_LIMIT, ScaledClock, VirtualClock, iso
 
 
 def test_iso_matches_javascript_to_iso_string() -> None:
@@ -66,9 +67,57 @@ async def test_advance_wakes_due_sleepers() -> None:
     assert clock.now() == 10
 
 
-def test_scaled_clock_rejects_non_positive_speed() -> None:
-    with pytest.raises(ValueError, match="positive"):
-        ScaledClock(0)
+@pytest.mark.parametrize("speed", [-1.0, math.inf, math.nan])
+def test_scaled_clock_rejects_a_negative_or_unbounded_speed(speed: float) -> None:
+    with pytest.raises(ValueError, match="finite number >= 0"):
+        ScaledClock(speed)
+
+
+def test_speed_zero_freezes_a_scaled_clock() -> None:
+    clock = ScaledClock(0, start=1000.0)
+    assert clock.now() == 1000.0
+    clock.advance(2.5)
+    assert clock.now() == 1002.5
+    assert clock.speed == 0
+
+
+@pytest.mark.anyio
+async def test_a_sleep_on_a_frozen_clock_ends_when_time_is_advanced() -> None:
+    clock = ScaledClock(0, start=1000.0)
+    task = asyncio.ensure_future(clock.sleep(10))
+    await asyncio.sleep(0)
+    clock.advance(4)
+    await asyncio.sleep(0)
+    assert not task.done()
+    clock.advance(6)
+    await asyncio.wait_for(task, timeout=5)  # a guard: it ends at once, not on wall time
+    assert clock.now() == 1010.0
+
+
+def test_a_running_clock_stops_at_the_limit() -> None:
+    clock = ScaledClock(1e6, start=CLOCK_LIMIT)
+    assert clock.now() == CLOCK_LIMIT
+    with pytest.raises(ValueError, match="cannot go past 9000-01-01"):
+        clock.advance(1)
+
+
+@pytest.mark.parametrize("when", [CLOCK_LIMIT + 1, math.inf, math.nan])
+def test_a_virtual_clock_cannot_be_set_past_the_limit(when: float) -> None:
+    clock = VirtualClock(start=0.0)
+    with pytest.raises(ValueError, match="cannot go past"):
+        clock.set(when)
+    assert clock.now() == 0.0
+
+
+@pytest.mark.anyio
+async def test_a_virtual_sleep_past_the_limit_leaves_time_at_the_limit() -> None:
+    clock = VirtualClock(start=CLOCK_LIMIT - 5)
+    task = asyncio.ensure_future(clock.sleep(1e308))
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert clock.now() == CLOCK_LIMIT
+    assert not task.done()
+    task.cancel()
     clock = ScaledClock(20, start=1000.0)
     assert clock.now() >= 1000.0
     clock.set_speed(5)

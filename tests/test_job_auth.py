@@ -165,3 +165,10 @@ def test_real_viem_job_signatures_verify() -> None:
 def test_the_signed_messages_are_the_sdks() -> None:
     assert job_message("job_1", "status") == "Get job status for job_1"
     assert job_message("job_1", "cancel") == "Cancel job job_1"
+
+
+def test_a_repeated_header_counts_once_by_its_first_value() -> None:
+    # Starlette's Headers.items() gives every raw pair; the first is the claim that
+    # the steering rules and the journal read too.
+    headers = {**sign_job_headers(ALICE, JOB, "status"), "WALLET-ADDRESS": BOB.address}
+    assert verify_job_signature(headers, JOB, "status") == ALICE.address

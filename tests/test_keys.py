@@ -364,7 +364,7 @@ def test_rotation_draws_a_new_key_when_none_is_given(raw: httpx.Client) -> None:
 def test_reset_returns_to_the_starting_keys(raw: httpx.Client) -> None:
     raw.post("/__mock/keys/revoke", json={"key": "bk_club"})
     assert raw.get("/wallet/me", headers={"X-API-Key": "bk_club"}).status_code == 401
-    raw.post("/__mock/reset")
+    assert raw.post("/__mock/reset", json={}).status_code == 200
     assert raw.get("/wallet/me", headers={"X-API-Key": "bk_club"}).status_code == 200
 
 

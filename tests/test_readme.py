@@ -118,6 +118,9 @@ def _environment(port: int, home: Path) -> dict[str, str]:
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), str(PEER_BIN), env["PATH"]])
     env["HOME"] = str(home)
     env["MOCKBANKR_PORT"] = str(port)
+    # A block that starts its own server gives no --seed; without one, a price query
+    # fails 5% of the time (the timing table's failure_probability) and so would the test.
+    env["MOCKBANKR_SEED"] = "1"
     env["MOCKBANKR_URL"] = f"http://127.0.0.1:{port}"
     env["NO_COLOR"] = "1"
     return env

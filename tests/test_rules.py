@@ -22,12 +22,27 @@ RESPOND_503 = {"respond": {"status": 503, "body": {"error": "Service unavailable
         ({"action": {"explode": {}}}, "unknown field `explode`"),
         ({"action": {}}, "exactly one of"),
         ({"action": {"drop": {}, "hang": {}}}, "exactly one of"),
-        ({"action": {"drop": {}}, "times": 0}, "times must be >= 1"),
-        ({"action": {"drop": {}}, "probability": 1.5}, "probability must be within"),
-        ({"match": {"prompt": "("}, "action": {"drop": {}}}, "not a valid regex"),
-        ({"action": {"respond": {"status": 42}}}, "must be an HTTP status"),
-        ({"action": {"delay": {"seconds": -1}}}, "delay.seconds must be >= 0"),
-        ({"action": {"job": {"latency": 0}}}, "job.latency must be > 0"),
+        (
+            {"action": {"drop": {}}, "times": 0},
+            "times: expected an integer within 1..2147483648",
+        ),
+        (
+            {"action": {"drop": {}}, "probability": 1.5},
+            "probability: expected a number within 0..1",
+        ),
+        ({"match": {"prompt": "("}, "action": {"drop": {}}}, "cannot be compiled by RE2"),
+        (
+            {"action": {"respond": {"status": 42}}},
+            "respond.status: expected an integer within 200..599",
+        ),
+        (
+            {"action": {"delay": {"seconds": -1}}},
+            "delay.seconds: expected a number within 0..3600",
+        ),
+        (
+            {"action": {"job": {"latency": 0}}},
+            "job.latency: expected a number > 0 and <= 31536000",
+        ),
         ({"action": {"job": {"outcome": "completed", "error": "x"}}}, "only goes with outcome"),
         ({"action": {"job": {"outcome": "explode"}}}, "Invalid enum value"),
         ({"action": {"job": {"after": 3}}}, "job.after only goes with outcome 'vanish'"),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from bankr_client._async_client import AsyncBankrClient
 from bankr_client._client import BankrClient
+from bankr_client._pool import GatedTransport, pooled_transport
 from bankr_client._version import __version__
 from bankr_client.auth import USDC_BASE, ApiKeyAuth, Auth, X402Auth
 from bankr_client.clock import Clock, SystemClock
@@ -67,6 +68,7 @@ __all__ = [
     "BatchItem",
     "Clock",
     "ConfigError",
+    "GatedTransport",
     "JobCancelledError",
     "JobError",
     "JobFailedError",
@@ -94,4 +96,5 @@ __all__ = [
     "USDC_BASE",
     "X402Auth",
     "__version__",
+    "pooled_transport",
 ]

@@ -21,6 +21,7 @@ from bankr_client._core import (
     validate_wait,
 )
 from bankr_client._poll import DEFAULT_INTERVAL, DEFAULT_MAX_ATTEMPTS, DEFAULT_TIMEOUT
+from bankr_client._pool import pooled_transport
 from bankr_client.auth import Auth
 from bankr_client.clock import Clock
 from bankr_client.errors import ConfigError
@@ -71,7 +72,10 @@ class AsyncBankrClient:
     ) -> None:
         self._settings = settings
         self._core = Core(settings)
-        self._http = httpx.AsyncClient(transport=transport)
+        # No transport given: a pool that stays cheap with many requests in flight.
+        self._http = httpx.AsyncClient(
+            transport=transport if transport is not None else pooled_transport()
+        )
         self._owns_transport = owns_transport
 
     @classmethod

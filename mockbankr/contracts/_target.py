@@ -32,7 +32,7 @@ async def has_control_plane(http: httpx.AsyncClient) -> bool:
 
 async def install_rules(http: httpx.AsyncClient, rules: Sequence[dict[str, Any]]) -> None:
     """Reset the server (jobs, rules, journal, ledger) and add ``rules`` in order."""
-    response = await http.post("/__mock/reset", timeout=10.0)
+    response = await http.post("/__mock/reset", json={}, timeout=10.0)
     if response.status_code != 200:
         raise ContractError(f"POST /__mock/reset answered {response.status_code}")
     await http.delete("/__mock/rules", timeout=10.0)

@@ -22,11 +22,13 @@ import click
 import httpx
 
 from mockbankr._cli_remote import console, plural
+from mockbankr._click_numbers import NumberParam
 from mockbankr.contracts._target import has_control_plane
 from mockbankr.contracts.format import Contract, ContractError, dump_contract
 from mockbankr.contracts.record import DEFAULT_SEED, record_live, record_scenario, write_contract
 from mockbankr.contracts.scenarios import SCENARIOS, TEST_CREDENTIALS, Credentials
 from mockbankr.contracts.verify import load_contracts, render_report, verify_all
+from mockbankr.validate import SEED
 
 __all__ = ["contracts", "default_contracts_dir"]
 
@@ -96,7 +98,13 @@ def contracts() -> None:
 )
 @_BASE_URL
 @_DIR
-@click.option("--seed", type=int, default=DEFAULT_SEED, show_default=True, help="Seed of the run.")
+@click.option(
+    "--seed",
+    type=NumberParam(SEED, integer=True),
+    default=DEFAULT_SEED,
+    show_default=True,
+    help="Seed of the run.",
+)
 @click.option(
     "--check",
     is_flag=True,

@@ -16,6 +16,7 @@ EXPECTED = [
     "BatchItem",
     "Clock",
     "ConfigError",
+    "GatedTransport",
     "JobCancelledError",
     "JobError",
     "JobFailedError",
@@ -43,6 +44,7 @@ EXPECTED = [
     "USDC_BASE",
     "X402Auth",
     "__version__",
+    "pooled_transport",
 ]
 
 
