@@ -16,7 +16,15 @@ from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.money import NETWORK_CHAIN_IDS
 from mockbankr.rules import MAX_PATTERN_LENGTH, RULE_ID_PATTERN, Rule
-from mockbankr.validate import AFTER, DELAY, LATENCY, PROBABILITY, RESPOND_STATUS, TIMES
+from mockbankr.validate import (
+    AFTER,
+    DELAY,
+    LATENCY,
+    PROBABILITY,
+    RESPOND_STATUS,
+    SPEED,
+    TIMES,
+)
 from mockbankr.verdicts import CHECKS, THRESHOLD_BOUNDS
 from mockbankr.wire import MAX_PROMPT_LENGTH, PROMPT_SPACE
 from mockbankr.x402 import PaymentReason
@@ -271,7 +279,7 @@ def control_schemas() -> dict[str, Schema]:
             now=ISO,
             unix=NUM,
             kind=enum_of("virtual", "scaled", "real"),
-            speed=nullable({"type": "number", "exclusiveMinimum": 0}),
+            speed=nullable(SPEED.json_schema()),
         ),
         "ControlJob": job,
         "ControlJobDetail": detail,

@@ -51,6 +51,10 @@ def _bad(message: str) -> ApiError:
     return ApiError(400, "Invalid request", message)
 
 
+def _conflict(message: str) -> ApiError:
+    return ApiError(409, "Clock conflict", message)
+
+
 def is_loopback(host: str | None) -> bool:
     """Whether a peer address is on this machine."""
     if not host:
@@ -72,9 +76,13 @@ def _int_param(request: Request, name: str, default: int, bound: Bound) -> int:
 
 
 def _number(data: dict[str, Any], key: str, bound: Bound) -> float | None:
-    value = data.get(key)
-    if value is None:
+    if key not in data:
         return None
+    value = data[key]
+    if value is None:  # the document says number; leaving the key out is how to say "none"
+        raise _bad(f"{key} must be a number, not null (leave {key} out instead)")
+    if isinstance(value, str):  # JSON has numbers; text is for headers and query strings
+        raise _bad(f"{key} must be a JSON number, got a string")
     try:
         return parse_float(value, key, bound)
     except InvalidNumber as exc:
@@ -171,14 +179,15 @@ class ControlApi:
         speed = _number(data, "speed", SPEED)
         now = _number(data, "now", NOW)
         target = (now if now is not None else clock.now()) + (advance or 0.0)
+        # Well-formed changes this clock cannot make now are conflicts with its state (409).
         if target > CLOCK_LIMIT:
-            raise _bad(f"the clock cannot go past {iso(CLOCK_LIMIT)}")
+            raise _conflict(f"the clock cannot go past {iso(CLOCK_LIMIT)}")
         if now is not None and not isinstance(clock, VirtualClock):
-            raise _bad("now can only be set on a virtual clock")
+            raise _conflict("now can only be set on a virtual clock")
         if advance is not None and not isinstance(clock, VirtualClock | ScaledClock):
-            raise _bad("this clock is the wall clock and cannot be moved")
+            raise _conflict("this clock is the wall clock and cannot be moved")
         if speed is not None and not isinstance(clock, ScaledClock):
-            raise _bad("speed can only be changed on a scaled clock (mockbankr serve)")
+            raise _conflict("speed can only be changed on a scaled clock (mockbankr serve)")
         try:
             if isinstance(clock, VirtualClock) and now is not None:
                 clock.set(now)
@@ -187,7 +196,7 @@ class ControlApi:
             if isinstance(clock, ScaledClock) and speed is not None:
                 clock.set_speed(speed)
         except ValueError as exc:  # moving backwards, or past the limit
-            raise _bad(str(exc)) from exc
+            raise _conflict(str(exc)) from exc
         return JSONResponse(self._clock_json())
 
     # -- jobs -----------------------------------------------------------------
@@ -251,6 +260,9 @@ class ControlApi:
         unknown = set(data) - {"outcome", "error", "finish_in"}
         if unknown:
             raise _bad(f"unknown key {sorted(unknown)[0]!r}; use outcome, error, finish_in")
+        nulls = sorted(k for k in ("outcome", "error") if k in data and data[k] is None)
+        if nulls:
+            raise _bad(f"{nulls[0]} must not be null (leave it out instead)")
         outcome, error = data.get("outcome"), data.get("error")
         finish_in = _number(data, "finish_in", FINISH_IN)
         if outcome not in (None, "completed", "failed"):

@@ -383,7 +383,11 @@ def _control_operations() -> dict[str, Schema]:
         "GET /__mock/clock": _op("Read the clock", {200: ("The clock", ref("Clock"))}),
         "POST /__mock/clock": _op(
             "Advance, set or speed up the clock",
-            {200: ("The clock after the change", ref("Clock")), 400: BAD},
+            {
+                200: ("The clock after the change", ref("Clock")),
+                400: BAD,
+                409: ("Past the clock's limit, backwards, or not this kind", "Clock conflict"),
+            },
             body={**clock_change, "minProperties": 1},
             example={"advance": 60},
         ),

@@ -160,6 +160,8 @@ def _checked_numbers(raw: Any, where: str) -> Any:
             leaf = path[-1]
             if parents[-1].get(leaf) is not None:
                 field = f"{where}: {'.'.join(path)}" if where != "rule" else ".".join(path)
+                if isinstance(parents[-1][leaf], str):  # JSON and TOML have numbers
+                    raise ConfigError(f"{field}: expected a number, got a string")
                 parse = parse_int if integer else parse_float
                 parents[-1][leaf] = parse(parents[-1][leaf], field, bound)
                 for depth in range(len(path) - 1, 0, -1):  # put the copies back in place

@@ -47,6 +47,7 @@ __all__ = [
     "MAX_JOB_SECONDS",
     "MAX_NUMBER_TEXT",
     "MAX_SPEED",
+    "MIN_SPEED",
     "MAX_TIMES",
     "NOW",
     "PORT",
@@ -66,6 +67,9 @@ MAX_NUMBER_TEXT = 40
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+#: Query parameters a document declares as numbers may be written with an exponent
+#: (``1e-05``, what generated clients and schemathesis send); only where asked for.
+_SCIENTIFIC = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
 _BLANK = " \t"  # what HTTP and flags may carry around a value; nothing Unicode
 
 
@@ -74,6 +78,8 @@ class Bound:
     """The documented range of one kind of number: ``lo <= x <= hi``.
 
     ``lo_open`` makes the lower end exclusive; ``unit`` goes into error messages.
+    ``gap_to`` refuses the values strictly between ``lo`` and ``gap_to``: ``lo`` itself is
+    allowed, the next allowed value is ``gap_to`` (a speed is 0 or at least 1e-6).
 
     Example::
 
@@ -84,10 +90,12 @@ class Bound:
     hi: float
     lo_open: bool = False
     unit: str = ""
+    gap_to: float | None = None
 
     def contains(self, value: float) -> bool:
         above = value > self.lo if self.lo_open else value >= self.lo
-        return above and value <= self.hi
+        in_gap = self.gap_to is not None and self.lo < value < self.gap_to
+        return above and value <= self.hi and not in_gap
 
     def json_schema(self, *, integer: bool = False) -> dict[str, Any]:
         """This bound as a JSON Schema (for the OpenAPI document).
@@ -97,7 +105,13 @@ class Bound:
             TIMES.json_schema(integer=True) == {"type": "integer", "minimum": 1,
                                                 "maximum": 2147483648}
         """
-        schema: dict[str, Any] = {"type": "integer" if integer else "number"}
+        kind = "integer" if integer else "number"
+        if self.gap_to is not None:
+            return {
+                "type": kind,
+                "anyOf": [{"enum": [self.lo]}, {"minimum": self.gap_to, "maximum": self.hi}],
+            }
+        schema: dict[str, Any] = {"type": kind}
         schema["exclusiveMinimum" if self.lo_open else "minimum"] = self.lo
         schema["maximum"] = self.hi
         return schema
@@ -105,6 +119,8 @@ class Bound:
     def describe(self) -> str:
         unit = f" {self.unit}" if self.unit else ""
         lo, hi = _show(self.lo), _show(self.hi)
+        if self.gap_to is not None:
+            return f"{lo} or within {_show(self.gap_to)}..{hi}{unit}"
         if self.lo_open:
             return f"> {lo} and <= {hi}{unit}"
         return f"within {lo}..{hi}{unit}"
@@ -124,6 +140,9 @@ MAX_JOB_SECONDS = 365 * 86_400.0
 MAX_TIMES = 2**31
 #: The fastest a scaled clock may run (0 freezes it).
 MAX_SPEED = 1e6
+#: The slowest a running scaled clock may go: below it (a denormal such as 5e-324) a
+#: clock is frozen in all but name, so 0 says so and anything between is refused.
+MIN_SPEED = 1e-6
 #: The latest instant the clock may be set or advanced to, and where a running clock
 #: stops (9000-01-01T00:00:00Z): far enough before the last ISO timestamp (year
 #: 9999) that every job scheduled from it (at most :data:`MAX_JOB_SECONDS` ahead) still
@@ -136,7 +155,7 @@ AFTER = Bound(0, MAX_JOB_SECONDS, unit="seconds")
 FINISH_IN = Bound(0, MAX_JOB_SECONDS, unit="seconds")
 ADVANCE = Bound(0, CLOCK_LIMIT, unit="seconds")
 NOW = Bound(0, CLOCK_LIMIT, unit="unix seconds")
-SPEED = Bound(0, MAX_SPEED, unit="x")
+SPEED = Bound(0, MAX_SPEED, unit="x", gap_to=MIN_SPEED)
 TIMES = Bound(1, MAX_TIMES)
 PROBABILITY = Bound(0, 1)
 RESPOND_STATUS = Bound(200, 599)
@@ -158,19 +177,23 @@ def _fail(field: str, bound: Bound, raw: object, what: str) -> InvalidNumber:
     return InvalidNumber(f"{field}: expected {what} {bound.describe()}, got {shown}", field=field)
 
 
-def _from_text(raw: str, field: str, bound: Bound, *, integer: bool) -> int | float:
+def _from_text(raw: str, field: str, bound: Bound, *, integer: bool, exponent: bool) -> int | float:
     text = raw.strip(_BLANK)
-    pattern = _INTEGER if integer else _DECIMAL
+    pattern = _SCIENTIFIC if exponent else _INTEGER if integer else _DECIMAL
     what = "an integer" if integer else "a number"
     if len(text) > MAX_NUMBER_TEXT or not pattern.fullmatch(text):
         raise _fail(field, bound, raw, what)
+    if exponent:
+        return float(text)  # an integer is then checked as an integral float
     return int(text) if integer else float(text)
 
 
-def _check(raw: object, field: str, bound: Bound, *, integer: bool) -> int | float:
+def _check(
+    raw: object, field: str, bound: Bound, *, integer: bool, exponent: bool = False
+) -> int | float:
     what = "an integer" if integer else "a number"
     if isinstance(raw, str):
-        value: int | float = _from_text(raw, field, bound, integer=integer)
+        value: int | float = _from_text(raw, field, bound, integer=integer, exponent=exponent)
     elif isinstance(raw, bool) or not isinstance(raw, int | float):
         raise _fail(field, bound, raw, what)
     else:
@@ -190,23 +213,26 @@ def _check(raw: object, field: str, bound: Bound, *, integer: bool) -> int | flo
     return value
 
 
-def parse_int(raw: object, field: str, bound: Bound) -> int:
+def parse_int(raw: object, field: str, bound: Bound, *, exponent: bool = False) -> int:
     """An integer from JSON, TOML or text, within ``bound``; else :class:`InvalidNumber`.
 
-    A float with no fraction (``3.0``) is accepted as the integer it is.
+    A float with no fraction (``3.0``) is accepted as the integer it is; ``exponent``
+    lets text be written with one (``"1e3"``, for documented numeric query parameters).
 
     Example::
 
         parse_int("2", "times", TIMES) == 2
     """
-    return int(_check(raw, field, bound, integer=True))
+    return int(_check(raw, field, bound, integer=True, exponent=exponent))
 
 
-def parse_float(raw: object, field: str, bound: Bound) -> float:
+def parse_float(raw: object, field: str, bound: Bound, *, exponent: bool = False) -> float:
     """A finite number from JSON, TOML or text, within ``bound``; else :class:`InvalidNumber`.
+
+    ``exponent`` lets text be written with one (``"1e-05"``), as :func:`parse_int`.
 
     Example::
 
         parse_float(2, "delay.seconds", DELAY) == 2.0
     """
-    return float(_check(raw, field, bound, integer=False))
+    return float(_check(raw, field, bound, integer=False, exponent=exponent))

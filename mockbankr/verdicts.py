@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import hashlib
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -28,6 +27,7 @@ from mockbankr.clock import MAX_TIME, iso
 from mockbankr.errors import ConfigError
 from mockbankr.journal import Entry
 from mockbankr.money import atomic_to_usdc, usdc_to_atomic
+from mockbankr.validate import Bound, parse_float, parse_int
 
 __all__ = [
     "CHECKS",
@@ -150,15 +150,10 @@ class Thresholds:
     def __post_init__(self) -> None:
         for name, (low, high, integral) in THRESHOLD_BOUNDS.items():
             value = getattr(self, name)
-            kind = int if integral else (int, float)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, kind)
-                or not math.isfinite(value)
-                or not low <= value <= high
-            ):
-                what = "an integer" if integral else "a number"
-                raise ConfigError(f"{name} must be {what} within {low:g}..{high:g}, got {value!r}")
+            if isinstance(value, str):  # text comes in through from_params only
+                raise ConfigError(f"{name} must be a number, got {value!r}")
+            parse = parse_int if integral else parse_float
+            object.__setattr__(self, name, parse(value, name, Bound(low, high)))
         if self.backoff_max < self.backoff_base:
             raise ConfigError(
                 f"backoff_max ({self.backoff_max:g}) must be >= backoff_base"
@@ -170,8 +165,9 @@ class Thresholds:
     def from_params(cls, params: Mapping[str, str], base: Thresholds | None = None) -> Thresholds:
         """Thresholds from text values (query parameters, CLI options) over ``base``.
 
-        Numbers are plain decimals (ASCII digits, an optional fraction); an unknown
-        name or a bad value raises :class:`ConfigError` naming it.
+        Numbers are decimals (ASCII digits, an optional fraction and exponent, as the
+        document's ``number`` parameters are sent); an unknown name or a bad value raises
+        :class:`ConfigError` naming it (both checked by :mod:`mockbankr.validate`).
         """
         base = base or cls()
         changes: dict[str, Any] = {}
@@ -181,12 +177,9 @@ class Thresholds:
             if name == "price_usdc":
                 changes[name] = text
                 continue
-            if not _NUMBER.fullmatch(text):
-                raise ConfigError(f"{name} must be a plain decimal number, got {text[:40]!r}")
-            integral = THRESHOLD_BOUNDS[name][2]
-            if integral and "." in text:
-                raise ConfigError(f"{name} must be an integer, got {text!r}")
-            changes[name] = int(text) if integral else float(text)
+            low, high, integral = THRESHOLD_BOUNDS[name]
+            parse = parse_int if integral else parse_float
+            changes[name] = parse(text, name, Bound(low, high), exponent=True)
         values = {f.name: getattr(base, f.name) for f in fields(cls) if f.init}
         return cls(**{**values, **changes})
 

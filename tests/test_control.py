@@ -63,10 +63,15 @@ def test_clock_read_advance_and_set(mock: httpx.Client, clock: VirtualClock) -> 
         mock.post("/__mock/clock", json={"advance": 90}).json()["now"] == "2025-01-15T10:31:30.000Z"
     )
     assert mock.post("/__mock/clock", json={"now": clock.now() + 30}).json()["unix"] == clock.now()
-    for bad in ({"advance": -1}, {"speed": 2}, {"advance": "x"}, {}, {"rewind": 1}, {"now": 0}):
+    for bad in ({"advance": -1}, {"advance": "x"}, {}, {"rewind": 1}, {"now": None}):
         response = mock.post("/__mock/clock", json=bad)
         assert response.status_code == 400, bad
         assert set(response.json()) == {"error", "message"}
+    # Well-formed changes this clock cannot make (speed on a virtual clock, backwards): 409.
+    for conflict in ({"speed": 2}, {"now": 0}):
+        response = mock.post("/__mock/clock", json=conflict)
+        assert response.status_code == 409, conflict
+        assert response.json()["error"] == "Clock conflict"
 
 
 def test_jobs_listing_filters_and_pages(mock: httpx.Client, clock: VirtualClock) -> None:
@@ -328,22 +333,22 @@ def test_journal_times_are_arrival_times_with_both_latencies(
 
 
 @pytest.mark.parametrize(
-    ("path", "body"),
+    ("path", "body", "status"),
     [
-        ("/__mock/clock", {"advance": 1e12}),
-        ("/__mock/clock", {"advance": 221845392000 - 1736937000 + 1}),
-        ("/__mock/clock", {"now": 1e13}),
-        ("JOB", {"finish_in": 1e12}),
-        ("JOB", {"finish_in": 1e300}),
+        ("/__mock/clock", {"advance": 1e12}, 400),  # beyond the documented maximum
+        ("/__mock/clock", {"advance": 221845392000 - 1736937000 + 1}, 409),  # allowed, too far
+        ("/__mock/clock", {"now": 1e13}, 400),
+        ("JOB", {"finish_in": 1e12}, 400),
+        ("JOB", {"finish_in": 1e300}, 400),
     ],
 )
 def test_steering_stops_at_the_clock_limit(
-    mock: httpx.Client, path: str, body: dict[str, float]
+    mock: httpx.Client, path: str, body: dict[str, float], status: int
 ) -> None:
     job_id = submit(mock)
     url = f"/__mock/jobs/{job_id}/outcome" if path == "JOB" else path
     response = mock.post(url, json=body)
-    assert response.status_code == 400
+    assert response.status_code == status
     message = response.json()["message"]
     assert message.startswith(next(iter(body))) or "9000-01-01T00:00:00.000Z" in message
     assert mock.get("/__mock/jobs").status_code == 200

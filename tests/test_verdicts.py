@@ -78,7 +78,9 @@ async def test_the_endpoint_grades_each_client_with_evidence() -> None:
     ("query", "named"),
     [
         ({"interval": "-1"}, "interval"),
-        ({"interval": "1e3"}, "interval"),
+        ({"interval": "1e9"}, "interval"),  # exponents are numbers; 1e9 is out of range
+        ({"interval": "1e999"}, "interval"),
+        ({"max_attempts": "1e-1"}, "max_attempts"),
         ({"max_attempts": "1.5"}, "max_attempts"),
         ({"max_retries": "²"}, "max_retries"),
         ({"jitter": "2"}, "jitter"),
