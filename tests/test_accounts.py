@@ -6,8 +6,10 @@ import random
 import socket
 from pathlib import Path
 
+import hypothesis
 import pytest
 from click.testing import CliRunner
+from hypothesis import strategies as st
 
 from mockbankr.accounts import ApiKey, Denial, KeyBook, KeyConfig, Plan, load_keys_file, parse_keys
 from mockbankr.cli import main
@@ -206,3 +208,81 @@ def test_the_quota_is_per_account_over_a_rolling_day() -> None:
     assert quota.used("a", 300.0) == 3
     assert quota.used("a", 100.0 + DAY) == 0
     quota.take("a", limit=2, now=100.0 + DAY)
+
+
+# -- properties of the shared quota --------------------------------------------------------
+
+QUOTA_KEYS = parse_keys(
+    {
+        "accounts": {"a": {"plan": "max-mode"}, "b": {"plan": "max-mode"}},
+        "keys": [
+            {"key": "a_plain", "account": "a"},
+            {"key": "a_small", "account": "a", "dailyLimit": 3},
+            {"key": "a_big", "account": "a", "dailyLimit": 150},
+            {"key": "b_plain", "account": "b", "dailyLimit": 2},
+        ],
+    }
+)
+
+#: (key, seconds to wait before it prompts)
+Events = list[tuple[str, float]]
+events_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["a_plain", "a_small", "a_big", "b_plain"]),
+        st.sampled_from([0.0, 1.0, 3600.0, 6 * 3600.0, DAY - 1, DAY]),
+    ),
+    max_size=160,
+)
+
+
+def play(events: Events) -> list[tuple[str, float, float | None]]:
+    """Each prompt's key, time and outcome: ``None`` accepted, else the ``reset_at`` refused."""
+    keys, quota = book(QUOTA_KEYS), DailyLimit()
+    now, out = 0.0, []
+    for key, wait in events:
+        now += wait
+        caller = keys.identify(key, client_ip=None)
+        limit = caller.daily_limit
+        assert limit is not None
+        refused: DailyLimitExceeded | None = None
+        try:
+            quota.take(caller.account.id, limit=limit, now=now)
+        except DailyLimitExceeded as exc:
+            refused = exc
+        if refused is None:
+            out.append((key, now, None))
+            continue
+        assert refused.used >= refused.limit == limit
+        assert now < refused.reset_at <= now + DAY
+        out.append((key, now, refused.reset_at))
+    return out
+
+
+@hypothesis.given(events_strategy)
+@hypothesis.settings(max_examples=150, deadline=None)
+def test_accounts_do_not_share_a_quota(events: Events) -> None:
+    # What account a's keys get does not depend on account b's prompts in between.
+    events = [(k, 0.0 if k.startswith("b_") else w) for k, w in events]  # b moves no clock
+    only_a = [(k, w) for k, w in events if k.startswith("a_")]
+    full = [entry for entry in play(events) if entry[0].startswith("a_")]
+    assert full == play(only_a)
+
+
+@hypothesis.given(events_strategy)
+@hypothesis.settings(max_examples=150, deadline=None)
+def test_a_refused_key_stays_refused_until_reset_at_then_a_window_opens(events: Events) -> None:
+    played = play(events)
+    for i, (key, _, reset_at) in enumerate(played):
+        if reset_at is None:
+            continue
+        later = [(at, refused) for k, at, refused in played[i + 1 :] if k == key]
+        assert all(refused is not None for at, refused in later if at < reset_at)
+        # The account's first prompt at or after resetAt opens a new window: it goes through.
+        account = [r for k, at, r in played[i + 1 :] if k[0] == key[0] and at >= reset_at]
+        assert account[:1] in ([], [None])
+
+
+def test_a_custom_limit_below_the_accounts_use_refuses_at_once() -> None:
+    # a_plain (100) uses 3 of account a's prompts: a_small (3) is refused, a_big (150) is not.
+    played = play([("a_plain", 0.0)] * 3 + [("a_small", 1.0), ("a_big", 0.0)])
+    assert [refused is None for _, _, refused in played] == [True, True, True, False, True]
