@@ -29,6 +29,7 @@ from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, MockbankrError
 from mockbankr.guard import RequestGuard
 from mockbankr.journal import Journal
+from mockbankr.lifetime import Lifetime
 from mockbankr.limits import DailyLimit
 from mockbankr.openapi import openapi_endpoint
 from mockbankr.rules import RuleSet, check_categories
@@ -165,6 +166,7 @@ def create_app(
     names a category the timing table does not have.
     """
     table = table or load_timing(settings.fixtures)
+    lifetime = Lifetime()  # a GracefulServer stops it: hangs and delays end then
     check_categories(
         settings.rules,
         table.categories,
@@ -208,6 +210,7 @@ def create_app(
         identify_key=agent.identify,
         identify_wallet=v2.identify,
         log_requests=settings.log_requests,
+        lifetime=lifetime,
     )
     # Outermost (added last): bounds every request before anything reads it.
     app.add_middleware(
@@ -218,6 +221,7 @@ def create_app(
     )
     app.router.redirect_slashes = False  # "/_health/" is a 404 in the wire shape, not a 307
     app.state.simulator = sim
+    app.state.lifetime = lifetime
     app.state.settings = settings
     app.state.rules = rules
     app.state.journal = journal

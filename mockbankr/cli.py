@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import click
 
 from mockbankr._click_numbers import NumberParam
-from mockbankr.validate import DAILY_LIMIT, JOURNAL_SIZE, PORT, SEED, SPEED
+from mockbankr.validate import DAILY_LIMIT, GRACEFUL_TIMEOUT, JOURNAL_SIZE, PORT, SEED, SPEED
 
 __all__ = ["CONTRACTS_EXTRA_HINT", "main"]
 
@@ -175,7 +175,8 @@ def main() -> None:
     default=1.0,
     show_default=True,
     help="Simulated seconds per wall second: 20 makes a 10 s swap take 0.5 s; 0 stops"
-    " time until POST /__mock/clock moves it.",
+    ' time until POST /__mock/clock moves it. POST /__mock/reset with {"clock": true}'
+    " puts the clock back to the wall time and this speed.",
 )
 @_option(
     "--seed",
@@ -260,6 +261,15 @@ def main() -> None:
     default=False,
     help="Log one structured line per request.",
 )
+@_option(
+    "--graceful-timeout",
+    env="MOCKBANKR_GRACEFUL_TIMEOUT",
+    type=NumberParam(GRACEFUL_TIMEOUT),
+    default=5.0,
+    show_default=True,
+    help="On SIGTERM or SIGINT, hung and delayed requests end at once (503); the rest in"
+    " flight get this many seconds before they are cancelled and the server exits.",
+)
 def serve(
     host: str,
     port: int,
@@ -275,6 +285,7 @@ def serve(
     journal_size: int,
     admin_token: str | None,
     log_requests: bool,
+    graceful_timeout: float,
 ) -> None:
     """Run the simulator (in-memory store) until Ctrl-C."""
     import random
@@ -332,7 +343,10 @@ def serve(
     )
     if not is_loopback(host) and admin_token is None:
         click.echo("note: /__mock/* answers loopback callers only (no --admin-token)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    from mockbankr.serving import GracefulServer
+
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    GracefulServer(config, lifetime=app.state.lifetime, graceful_timeout=graceful_timeout).run()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -129,7 +129,8 @@ class ScaledClock:
     """
 
     def __init__(self, speed: float, *, start: float | None = None) -> None:
-        self._speed = _check_speed(speed)
+        self._speed = self._initial_speed = _check_speed(speed)
+        self._start = start
         self._wall0 = time.monotonic()
         self._sim0 = min(time.time() if start is None else float(start), CLOCK_LIMIT)
         self._changed = threading.Condition()
@@ -159,6 +160,13 @@ class ScaledClock:
         now = self.now()
         target = _check_target(now + seconds, now)
         self._sim0 += target - now
+        self._notify()
+
+    def reset(self) -> None:
+        """Back to how it started: its start time (wall time now, by default) and speed."""
+        self._wall0 = time.monotonic()
+        self._sim0 = min(time.time() if self._start is None else float(self._start), CLOCK_LIMIT)
+        self._speed = self._initial_speed
         self._notify()
 
     def _notify(self) -> None:
@@ -228,7 +236,7 @@ class VirtualClock:
     """
 
     def __init__(self, start: float = DEFAULT_EPOCH) -> None:
-        self._now = float(start)
+        self._start = self._now = float(start)
         self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
         self._counter = itertools.count()
         self._driver: asyncio.Handle | None = None
@@ -241,6 +249,11 @@ class VirtualClock:
         if seconds < 0:
             raise ValueError(f"cannot move a clock backwards ({seconds!r} s)")
         self.set(self._now + seconds)
+
+    def reset(self) -> None:
+        """Back to its start instant (the one time a virtual clock moves backwards)."""
+        self._now = self._start
+        self._wake_due()
 
     def set(self, when: float) -> None:
         """Move time forward to ``when``; time never moves backwards, nor past the limit."""

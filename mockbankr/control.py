@@ -375,6 +375,19 @@ class ControlApi:
     # -- reset ----------------------------------------------------------------
 
     async def reset(self, request: Request) -> Response:
+        body = await request.body()
+        data = await read_json_object(request) if body.strip() else {}
+        unknown = set(data) - {"clock"}
+        if unknown:
+            raise _bad(f'unknown key {sorted(unknown)[0]!r}; reset takes {{"clock": true}}')
+        reset_clock = data.get("clock", False)
+        if not isinstance(reset_clock, bool):
+            raise _bad(f"clock must be true or false, got {reset_clock!r}")
+        clock = self.sim.clock
+        if reset_clock:
+            if not isinstance(clock, VirtualClock | ScaledClock):
+                raise _bad("this clock is the wall clock and cannot be reset")
+            clock.reset()
         await self.sim.store.clear()
         self.rules.reset()
         self.journal.clear()

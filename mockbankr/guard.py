@@ -243,8 +243,12 @@ class RequestGuard:
         seen = 0
         clock, timeout, limit = self.clock, self.body_timeout, self.max_body
 
+        complete = False
+
         async def bounded() -> Message:
-            nonlocal seen
+            nonlocal seen, complete
+            if complete:  # the body is in: what follows is a disconnect, whenever it comes
+                return await receive()
             message = await _within(receive(), clock, timeout)
             if message is None:
                 raise _Refused(wire.request_timeout(timeout))
@@ -252,6 +256,7 @@ class RequestGuard:
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise _Refused(_body_too_large(path))
+                complete = not message.get("more_body", False)
             return message
 
         return bounded

@@ -444,8 +444,11 @@ def _control_operations() -> dict[str, Schema]:
             "What the x402 prompts would have cost", {200: ("Summary", ref("LedgerSummary"))}
         ),
         "POST /__mock/reset": _op(
-            "Forget jobs, journal, ledger and limits; back to the start rules and keys",
-            {200: ("Reset", obj(reset=TRUE, rules=COUNT))},
+            "Forget jobs, journal, ledger and limits; back to the start rules and keys;"
+            ' with {"clock": true}, the clock back to its start time and speed too',
+            {200: ("Reset", obj(reset=TRUE, rules=COUNT)), 400: BAD},
+            body=obj(clock=Opt({"type": "boolean", "description": "reset the clock too"})),
+            example={"clock": True},
         ),
         "GET /__mock/keys": _op("The accounts and keys now", {200: ("Keys", ref("KeyBook"))}),
         "PUT /__mock/keys": _op(

@@ -11,6 +11,7 @@ id come back up for the journal. Who the caller is comes from the flavours'
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 import operator
@@ -26,6 +27,7 @@ from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.context import CONTEXT_KEY, RequestContext
 from mockbankr.errors import ConfigError, MockbankrError
 from mockbankr.journal import Journal, prompt_key
+from mockbankr.lifetime import Lifetime
 from mockbankr.rules import (
     DIRECTIVE_HEADERS,
     PROMPT_PATHS,
@@ -35,7 +37,7 @@ from mockbankr.rules import (
     directive_action,
 )
 from mockbankr.timing import TimingTable
-from mockbankr.wire import decode_json
+from mockbankr.wire import MAX_PROMPT_LENGTH, decode_json
 
 __all__ = ["ConnectionDropped", "SteeringMiddleware", "retry_after_seconds"]
 
@@ -98,12 +100,60 @@ def _user_agent(scope: Scope) -> str | None:
     return None
 
 
+#: Statuses that carry no body (RFC 9110 15.3.5, 15.4.5): a body would be read as
+#: the start of the next response on a keep-alive connection.
+_BODYLESS = frozenset({204, 304})
+
+
 async def _send_json(send: Send, status: int, body: Any, headers: dict[str, str]) -> None:
+    extra = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    if status in _BODYLESS:
+        await send({"type": "http.response.start", "status": status, "headers": extra})
+        await send({"type": "http.response.body", "body": b""})
+        return
     payload = msgspec.json.encode(body)
     raw = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.start", "status": status, "headers": raw + extra})
     await send({"type": "http.response.body", "body": payload})
+
+
+_STOPPING = {"error": "Service unavailable", "message": "mockbankr is shutting down"}
+
+
+async def _wait_unless_interrupted(
+    clock: Clock, seconds: float, receive: Receive, lifetime: Lifetime
+) -> tuple[str, Receive]:
+    """Wait ``seconds`` on ``clock``, unless the client goes or the server stops.
+
+    Returns why it ended (``"elapsed"``, ``"gone"`` or ``"stopping"``) and a
+    ``receive`` that replays what was read meanwhile (the body, bounded by the guard).
+    """
+    buffered: list[Message] = []
+
+    async def listen() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            buffered.append(message)
+
+    sleeping = asyncio.ensure_future(clock.sleep(seconds))
+    listening = asyncio.ensure_future(listen())
+    stopping = asyncio.ensure_future(lifetime.wait())
+    waits: set[asyncio.Future[None]] = {sleeping, listening, stopping}
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+    if listening in done and listening.exception() is not None:
+        raise listening.exception()  # type: ignore[misc]
+    reason = "gone" if listening in done else "stopping" if stopping in done else "elapsed"
+
+    async def replay() -> Message:
+        return buffered.pop(0) if buffered else await receive()
+
+    return reason, replay
 
 
 class SteeringMiddleware:
@@ -131,8 +181,10 @@ class SteeringMiddleware:
         identify_key: Identify,
         identify_wallet: Identify,
         log_requests: bool = False,
+        lifetime: Lifetime | None = None,
     ) -> None:
         self.app = app
+        self.lifetime = lifetime or Lifetime()
         self.identify_key = identify_key
         self.identify_wallet = identify_wallet
         self.log_requests = log_requests
@@ -276,7 +328,11 @@ class SteeringMiddleware:
         except msgspec.DecodeError:
             return None, replay
         prompt = data.get("prompt") if isinstance(data, dict) else None
-        return (prompt if isinstance(prompt, str) else None), replay
+        if not isinstance(prompt, str) or len(prompt) > MAX_PROMPT_LENGTH:
+            # Sizes first: an over-long prompt is refused by the handler, never matched
+            # against a rule or classified.
+            return None, replay
+        return prompt, replay
 
     async def _run(
         self,
@@ -293,10 +349,22 @@ class SteeringMiddleware:
             body = respond.body if respond.body is not None else {}
             await _send_json(send, respond.status, body, respond.headers)
         elif action.delay is not None:
-            await self.clock.sleep(action.delay.seconds)
-            await self.app(scope, receive, send)
+            why, receive = await _wait_unless_interrupted(
+                self.clock, action.delay.seconds, receive, self.lifetime
+            )
+            if why == "stopping":
+                await _send_json(send, 503, _STOPPING, {"connection": "close"})
+            elif why == "elapsed":
+                await self.app(scope, receive, send)
         elif action.hang is not None:
-            await self.clock.sleep(action.hang.seconds)
+            why, receive = await _wait_unless_interrupted(
+                self.clock, action.hang.seconds, receive, self.lifetime
+            )
+            if why == "stopping":
+                await _send_json(send, 503, _STOPPING, {"connection": "close"})
+                return
+            if why == "gone":
+                return  # nobody to answer: the slot is free, the journal says status 0
             await _send_json(
                 send,
                 504,

@@ -34,6 +34,7 @@ from mockbankr.clock import DEFAULT_EPOCH, Clock, RealClock, ScaledClock, Virtua
 from mockbankr.core import Simulator
 from mockbankr.errors import MockbankrError, VerdictsFailed
 from mockbankr.grading import grade
+from mockbankr.serving import DEFAULT_GRACEFUL_TIMEOUT, GracefulServer
 from mockbankr.settings import Settings
 from mockbankr.store import JobStore, MemoryStore
 from mockbankr.verdicts import CHECKS, Report, Thresholds, server_thresholds
@@ -246,7 +247,9 @@ class LiveServer:
         settings: Settings | None = None,
         clock: Clock | None = None,
         host: str = "127.0.0.1",
+        graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT,
     ) -> None:
+        self.graceful_timeout = graceful_timeout
         # Explicit settings win: their seed and speed override the arguments.
         self.settings = settings or Settings(seed=seed, speed=speed)
         if self.settings.seed is not None:
@@ -269,7 +272,9 @@ class LiveServer:
         self.host, self.port = self._sock.getsockname()[:2]
         self.base_url = f"http://{self.host}:{self.port}"
         config = uvicorn.Config(self.app, log_level="warning", access_log=False, lifespan="off")
-        self._server = uvicorn.Server(config)
+        self._server = GracefulServer(
+            config, lifetime=self.app.state.lifetime, graceful_timeout=graceful_timeout
+        )
         self._thread = threading.Thread(target=self._run, name="mockbankr-live", daemon=True)
 
     def _run(self) -> None:
@@ -289,9 +294,20 @@ class LiveServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving, and return only once the server has stopped.
+
+        Hung and delayed requests end at once (503); whatever else is in flight gets
+        ``graceful_timeout`` seconds. A server thread still alive after that (and a
+        margin) is a :class:`~mockbankr.errors.MockbankrError`, never a silent leak.
+        """
         self._server.should_exit = True
-        self._thread.join(timeout=10)
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.graceful_timeout + 5)
         self._sock.close()
+        if self._thread.is_alive():
+            raise MockbankrError(
+                f"mockbankr's live server did not stop within {self.graceful_timeout + 5} s"
+            )
 
     def __enter__(self) -> Self:
         return self.start()
