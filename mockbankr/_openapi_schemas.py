@@ -15,7 +15,7 @@ from mockbankr.accounts import KeysDocument, Plan
 from mockbankr.jobs import JobFault, JobStatus
 from mockbankr.ledger import JOB_STATUSES, LedgerEntry
 from mockbankr.money import NETWORK_CHAIN_IDS
-from mockbankr.rules import MAX_PATTERN_LENGTH, RULE_ID_PATTERN, Rule
+from mockbankr.rules import FRAMING_HEADERS, MAX_PATTERN_LENGTH, RULE_ID_PATTERN, Rule
 from mockbankr.validate import (
     AFTER,
     DELAY,
@@ -216,6 +216,9 @@ def struct_schemas(categories: tuple[str, ...]) -> dict[str, Schema]:
     tighten(props["Match"]["prompt"], format="regex", maxLength=MAX_PATTERN_LENGTH)
     props["Match"]["prompt"]["description"] = "a regex, searched"
     props["Respond"]["status"].update(RESPOND_STATUS.json_schema(integer=True))
+    tighten(
+        props["Respond"]["headers"], propertyNames=_HEADER_NAME, additionalProperties=_HEADER_VALUE
+    )
     props["Delay"]["seconds"].update(DELAY.json_schema())
     props["Hang"]["seconds"].update(DELAY.json_schema())
     tighten(props["JobShape"]["latency"], **LATENCY.json_schema())
@@ -412,3 +415,18 @@ def bankr_schemas() -> dict[str, Schema]:
             leaderboard=obj(score=NUM, rank=Opt(NUM)),
         ),
     }
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else c for c in word)  # a-z and -
+
+
+#: A response header a rule may set: an RFC 9110 token, not one mockbankr frames with
+#: (JSON Schema patterns have no case-insensitive flag, so each letter is a class).
+_HEADER_NAME: Schema = {
+    "type": "string",
+    "pattern": r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$",
+    "not": {"pattern": "^(" + "|".join(_any_case(h) for h in sorted(FRAMING_HEADERS)) + ")$"},
+}
+#: Its value: printable Latin-1 and tabs, no line breaks or other controls.
+_HEADER_VALUE: Schema = {"type": "string", "pattern": "^[\\t\\u0020-\\u007e\\u0080-\\u00ff]*$"}

@@ -166,6 +166,7 @@ def _op(
     query: list[Schema] | None = None,
     body: Schema | None = None,
     example: Any = None,
+    body_required: bool = True,
 ) -> Schema:
     """An operation. Its tag, security, path parameters, operationId and links come from
     its path (:func:`_paths`); every operation may also answer 500, a bug.
@@ -175,7 +176,7 @@ def _op(
         media: Schema = {"schema": body}
         if example is not None:
             media["example"] = example
-        out["requestBody"] = {"required": True, "content": {"application/json": media}}
+        out["requestBody"] = {"required": body_required, "content": {"application/json": media}}
     answers = {str(code): _answer(spec) for code, spec in responses.items()}
     out["responses"] = {**answers, "500": {"$ref": "#/components/responses/ServerError"}}
     return out
@@ -449,6 +450,7 @@ def _control_operations() -> dict[str, Schema]:
             {200: ("Reset", obj(reset=TRUE, rules=COUNT)), 400: BAD},
             body=obj(clock=Opt({"type": "boolean", "description": "reset the clock too"})),
             example={"clock": True},
+            body_required=False,  # no body: {} (jobs, journal, rules and keys; not the clock)
         ),
         "GET /__mock/keys": _op("The accounts and keys now", {200: ("Keys", ref("KeyBook"))}),
         "PUT /__mock/keys": _op(

@@ -124,7 +124,8 @@ def _keep_our_key(case: schemathesis.Case) -> None:
     """Key management never takes :data:`KEY` away: a loaded keys document gets it too (on
     an account of its own, on the Club plan) and a revoke or rotate of it names another."""
     body, route = case.body, f"{case.method.upper()} {case.operation.path}"
-    if not isinstance(body, dict):
+    negative = case.meta is not None and case.meta.generation.mode.is_negative
+    if not isinstance(body, dict) or negative:  # a refused body changes nothing: left as is
         return
     keys = body.get("keys", [])
     ours = isinstance(keys, list) and any(isinstance(k, dict) and k.get("key") == KEY for k in keys)
