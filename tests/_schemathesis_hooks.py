@@ -61,6 +61,10 @@ def _security_schemes(case: schemathesis.Case) -> list[str]:
     return next((list(r) for r in requirements if r), [])
 
 
+#: The payments :func:`credentials` made: re-signed when sent (see :func:`before_call`).
+_PAYMENTS: set[str] = set()
+
+
 def credentials(case: schemathesis.Case) -> dict[str, str]:
     """Valid credentials for the case's operation, by its declared security schemes."""
     headers: dict[str, str] = {}
@@ -74,6 +78,7 @@ def credentials(case: schemathesis.Case) -> dict[str, str]:
         headers["X-PAYMENT"] = make_payment_header(
             PAYER, _REQUIREMENTS, now=time.time(), nonce=nonce
         )
+        _PAYMENTS.add(headers["X-PAYMENT"])
     if "walletSignature" in schemes:
         job_id = (case.path_parameters or {}).get("jobId")
         if isinstance(job_id, str) and _HEADER_SAFE.fullmatch(job_id):
@@ -111,6 +116,11 @@ def before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -
         fresh = credentials(case)
         case.headers = {k: v for k, v in headers.items() if k not in signed}
         case.headers.update({k: v for k, v in fresh.items() if k in signed})
+    # A payment made when the case was generated may have expired (or been spent) by the
+    # time it is sent (on a loaded machine, or a replay): send a fresh one in its place.
+    payment = next((k for k in headers if k.lower() == "x-payment"), None)
+    if payment is not None and headers[payment] in _PAYMENTS:
+        case.headers = {**(case.headers or {}), payment: credentials(case)["X-PAYMENT"]}
     _keep_our_key(case)
     if case.method.upper() == "POST" and case.operation.path == "/__mock/rules":
         body = case.body

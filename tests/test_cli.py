@@ -15,7 +15,7 @@ from mockbankr.cli import main
     ("args", "env", "text"),
     [
         (["--speed", "-1"], {}, "Invalid value for '--speed'"),
-        (["--speed", "2000000"], {}, "--speed: expected a number within 0..1000000 x"),
+        (["--speed", "2000000"], {}, "--speed: expected a number 0 or within 1e-06..1000000 x"),
         (["--speed", "inf"], {}, "Invalid value for '--speed'"),
         (["--seed", "²"], {}, "--seed: expected an integer"),
         (["--journal-size", "1" * 400], {}, "--journal-size: expected an integer"),

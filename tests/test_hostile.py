@@ -56,7 +56,9 @@ NUMBER_CASES = [
     ("POST", "/__mock/clock", {"json": {"speed": 10**400}}, "speed"),
     ("POST", "/__mock/clock", {"json": {"speed": -1}}, "speed"),
     ("POST", "/__mock/clock", {"json": {"now": 1e308}}, "now"),
-    ("POST", "/__mock/clock", {"json": {"advance": CLOCK_LIMIT}}, "9000-01-01"),
+    # (advance: CLOCK_LIMIT is in bounds but too far from now: the documented 409, see
+    # test_openapi_failures.test_advancing_past_the_clocks_limit_is_the_documented_409)
+    ("POST", "/__mock/clock", {"json": {"advance": CLOCK_LIMIT + 1}}, "advance"),
     ("POST", "JOB/outcome", {"json": {"finish_in": 10**400}}, "finish_in"),
     ("POST", "/__mock/rules", {"json": {"action": {"drop": {}}, "times": 2**64}}, "times"),
     ("POST", "/__mock/rules", {"json": {"action": {"delay": {"seconds": 1e308}}}}, "seconds"),
