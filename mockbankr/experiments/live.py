@@ -82,7 +82,7 @@ async def run_live(
             # The journal's sequence goes on through a reset: the run's first request is
             # the one after the newest entry now.
             first = await last_seq(control) + 1
-            (await control.post("/__mock/reset")).raise_for_status()
+            (await control.post("/__mock/reset", json={})).raise_for_status()
             for i, rule in enumerate(spec.faults):
                 response = await control.post("/__mock/rules", json=rule)
                 if response.status_code != 201:
