@@ -25,7 +25,15 @@ from typing import Any, TypeVar
 import click
 
 from mockbankr._click_numbers import NumberParam
-from mockbankr.validate import DAILY_LIMIT, GRACEFUL_TIMEOUT, JOURNAL_SIZE, PORT, SEED, SPEED
+from mockbankr.validate import (
+    DAILY_LIMIT,
+    GRACEFUL_TIMEOUT,
+    JOURNAL_BYTES,
+    JOURNAL_SIZE,
+    PORT,
+    SEED,
+    SPEED,
+)
 
 __all__ = ["CONTRACTS_EXTRA_HINT", "main"]
 
@@ -246,7 +254,18 @@ def main() -> None:
     type=NumberParam(JOURNAL_SIZE, integer=True),
     default=10_000,
     show_default=True,
-    help="Requests the journal keeps.",
+    help="Requests the journal keeps (GET /__mock/journal), newest last.",
+)
+@_option(
+    "--journal-bytes",
+    env="MOCKBANKR_JOURNAL_BYTES",
+    type=NumberParam(JOURNAL_BYTES, integer=True),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="About how many bytes the journal keeps (64 MiB by default, at least 65536;"
+    " estimated from each entry's text; the oldest entries go first when over). Each"
+    " text field of an entry is cut to 256 characters, and an API key shows only as its"
+    " fingerprint (bk_…, then 12 hex digits of its SHA-256).",
 )
 @_option(
     "--admin-token",
@@ -283,6 +302,7 @@ def serve(
     keys_file: Path | None,
     daily_limit: int | None,
     journal_size: int,
+    journal_bytes: int,
     admin_token: str | None,
     log_requests: bool,
     graceful_timeout: float,
@@ -315,6 +335,7 @@ def serve(
             api_keys=frozenset(api_keys),
             log_requests=log_requests,
             journal_size=journal_size,
+            journal_bytes=journal_bytes,
             admin_token=admin_token,
             daily_limit=daily_limit,
             keys=load_keys_file(keys_file) if keys_file else None,
