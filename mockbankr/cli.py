@@ -262,6 +262,15 @@ def main() -> None:
     help="Log one structured line per request.",
 )
 @_option(
+    "--metrics/--no-metrics",
+    env="MOCKBANKR_METRICS",
+    default=True,
+    show_default=True,
+    help="Prometheus metrics at GET /__mock/metrics (requests by route and status, jobs,"
+    " USDC that would have been spent, fault firings, job durations). --no-metrics stops"
+    " counting requests, and /__mock/metrics answers 404.",
+)
+@_option(
     "--graceful-timeout",
     env="MOCKBANKR_GRACEFUL_TIMEOUT",
     type=NumberParam(GRACEFUL_TIMEOUT),
@@ -285,9 +294,15 @@ def serve(
     journal_size: int,
     admin_token: str | None,
     log_requests: bool,
+    metrics: bool,
     graceful_timeout: float,
 ) -> None:
-    """Run the simulator (in-memory store) until Ctrl-C."""
+    """Run the simulator (in-memory store) until Ctrl-C.
+
+    Open http://127.0.0.1:8402/__mock/ui in a browser for the live dashboard (clock,
+    jobs, journal, ledger, rules, verdicts); with --admin-token, type the token into
+    the page. Prometheus scrapes GET /__mock/metrics (see --metrics).
+    """
     import random
 
     import uvicorn
@@ -314,6 +329,7 @@ def serve(
             fixtures=fixtures,
             api_keys=frozenset(api_keys),
             log_requests=log_requests,
+            metrics=metrics,
             journal_size=journal_size,
             admin_token=admin_token,
             daily_limit=daily_limit,
@@ -341,6 +357,7 @@ def serve(
         f"seed {'random' if seed is None else seed}, timing table {table.path})",
         err=True,
     )
+    click.echo(f"dashboard: http://{host}:{port}/__mock/ui", err=True)
     if not is_loopback(host) and admin_token is None:
         click.echo("note: /__mock/* answers loopback callers only (no --admin-token)", err=True)
     from mockbankr.serving import GracefulServer
