@@ -8,9 +8,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -28,7 +29,7 @@ from mockbankr.control_keys import KeysControl
 from mockbankr.core import Simulator
 from mockbankr.counters import MemoryCounters, RequestCounters
 from mockbankr.dashboard import Dashboard
-from mockbankr.errors import ApiError, MockbankrError
+from mockbankr.errors import ApiError, MockbankrError, StoreUnavailable
 from mockbankr.guard import RequestGuard
 from mockbankr.journal import Journal
 from mockbankr.lifetime import Lifetime
@@ -163,6 +164,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ConnectionDropped):  # a drop rule, on purpose: nothing to report
         return Response(status_code=500)
+    if isinstance(exc, StoreUnavailable):  # raised in a middleware, past the router's handlers
+        return await _domain_error(request, exc)
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(
         {"error": "Internal server error", "message": f"mockbankr bug: {type(exc).__name__}"},
@@ -235,7 +238,17 @@ def create_app(
         metrics=metrics,
         dashboard=Dashboard(control.guard, admin_token=settings.admin_token),
     )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        lifetime.stop()  # a server stopping without a GracefulServer (granian) ends hangs
+        close = getattr(store, "aclose", None)
+        if close is not None:  # a shared store's connections of this event loop
+            await close()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=routes,
         exception_handlers={
             ApiError: _api_error,

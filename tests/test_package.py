@@ -21,6 +21,8 @@ HEAVY = (
     "bankr_client",
     "mockbankr.app",
     "prometheus_client",
+    "redis",
+    "granian",
 )
 
 
