@@ -38,6 +38,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "memory": memory.run,
     "client": client.run,
     "rules": rules.run,
+    "rules-add": rules.run_adding,
     "instructions": instructions.run,
     "x402": x402.run,
     "cli": startup.run_cli,

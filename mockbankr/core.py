@@ -70,6 +70,19 @@ class Simulator:
         # job id -> (record, valid from, valid until, encoded body)
         self._bodies: dict[str, tuple[JobRecord, float, float, bytes]] = {}
 
+    async def reset(self) -> None:
+        """Forget every job: the store's and the encoded bodies kept for them.
+
+        ``POST /__mock/reset`` calls it, so a reset gives back the memory the jobs held.
+        """
+        await self.store.clear()
+        self._bodies = {}  # a new dict: a cleared one keeps its grown table
+
+    @property
+    def cached_bodies(self) -> int:
+        """How many encoded job bodies are kept for reuse (at most 10,000)."""
+        return len(self._bodies)
+
     def job_rng(self, seq: int) -> random.Random:
         """The random stream of the ``seq``-th job: a function of the seed and ``seq`` only."""
         return random.Random(self._base_seed ^ (seq * 0x9E3779B97F4A7C15))
