@@ -298,7 +298,7 @@ class VirtualClock:
 
     def __init__(self, start: float = DEFAULT_EPOCH) -> None:
         self._start = self._now = float(start)
-        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[float, int, asyncio.Future[None] | _VirtualTimer]] = []
         self._cancelled = 0  # waiters given up on but still in the heap
         self._counter = itertools.count()
         self._driver: asyncio.Handle | None = None
@@ -349,14 +349,17 @@ class VirtualClock:
                 self._given_up()
 
     def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
-        """Call ``callback`` once the clock reaches ``seconds`` from now (no task).
+        """Call ``callback`` on the loop once the clock reaches ``seconds`` from now.
 
-        The timer counts as a sleeper: when the loop settles, time jumps to it.
+        No task and no future: an entry in the clock's heap, which costs the loop
+        nothing until it fires (cancelling schedules nothing either). The timer counts
+        as a sleeper: when the loop settles, time jumps to it.
         """
         loop = asyncio.get_running_loop()
-        fut = self._schedule(loop, max(0.0, seconds))
-        fut.add_done_callback(lambda f: None if f.cancelled() else callback())
-        return _VirtualTimer(self, fut)
+        timer = _VirtualTimer(self, loop, callback)
+        heapq.heappush(self._waiters, (self._now + max(0.0, seconds), next(self._counter), timer))
+        self._schedule_driver(loop)
+        return timer
 
     def _schedule(self, loop: asyncio.AbstractEventLoop, seconds: float) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = loop.create_future()
@@ -409,19 +412,35 @@ class VirtualClock:
 
     def _wake_due(self) -> None:
         while self._waiters and self._waiters[0][0] <= self._now:
-            _, _, fut = heapq.heappop(self._waiters)
-            if not fut.done():
-                fut.set_result(None)
+            _, _, waiter = heapq.heappop(self._waiters)
+            if isinstance(waiter, _VirtualTimer):
+                waiter.fire()
+            elif not waiter.done():
+                waiter.set_result(None)
 
 
 class _VirtualTimer:
-    __slots__ = ("_clock", "_fut")
+    """A callback in a :class:`VirtualClock`'s heap: done once fired or cancelled."""
 
-    def __init__(self, clock: VirtualClock, fut: asyncio.Future[None]) -> None:
-        self._clock, self._fut = clock, fut
+    __slots__ = ("_callback", "_clock", "_loop")
+
+    def __init__(
+        self, clock: VirtualClock, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
+    ) -> None:
+        self._clock, self._loop = clock, loop
+        self._callback: Callable[[], None] | None = callback
+
+    def done(self) -> bool:
+        return self._callback is None
+
+    def fire(self) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            self._loop.call_soon(callback)  # on the loop, as a future's callback would run
 
     def cancel(self) -> None:
-        if self._fut.cancel():
+        if self._callback is not None:
+            self._callback = None
             self._clock._given_up()
 
 

@@ -23,10 +23,17 @@ import uvicorn
 from mockbankr.lifetime import Lifetime
 from mockbankr.steering import ConnectionDropped
 
-__all__ = ["DEFAULT_GRACEFUL_TIMEOUT", "GracefulServer", "quiet_drops"]
+__all__ = ["DEFAULT_GRACEFUL_TIMEOUT", "H11_MAX_HEADER_BYTES", "GracefulServer", "quiet_drops"]
 
 #: Seconds a stopping server waits for requests in flight before it cancels them.
 DEFAULT_GRACEFUL_TIMEOUT = 5.0
+
+#: uvicorn's ``h11_max_incomplete_event_size``: the request line and headers h11 buffers
+#: before it refuses the request (400) unread. Twice the app's own 32 KiB header limit (a
+#: 431 from :mod:`mockbankr.guard`), so the app still names the problem below it. With
+#: httptools (what ``uvicorn[standard]`` picks) uvicorn has no such bound: see the
+#: README's "Limits on what comes in".
+H11_MAX_HEADER_BYTES = 64 * 1024
 
 
 class _NoDropTracebacks(logging.Filter):
@@ -72,6 +79,7 @@ class GracefulServer(uvicorn.Server):
     ) -> None:
         # uvicorn types this as whole seconds; round up, so the bound is never shorter.
         config.timeout_graceful_shutdown = math.ceil(graceful_timeout)
+        config.h11_max_incomplete_event_size = H11_MAX_HEADER_BYTES
         super().__init__(config)
         self.lifetime = lifetime
         quiet_drops()
