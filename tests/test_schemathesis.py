@@ -18,14 +18,19 @@ the document describes it.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import socket
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import _schemathesis_hooks as hooks
 import httpx
+import pytest
 import schemathesis
 from starlette.applications import Starlette
 
@@ -53,6 +58,49 @@ def _operations() -> set[str]:
         for path, item in openapi_document()["paths"].items()
         for method in item
     } - {"GET /openapi.json"}
+
+
+@pytest.mark.live
+@pytest.mark.timeout(300)
+def test_schemathesis_with_every_check_and_phase_passes_against_a_live_server(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    serve = ["serve", "--port", str(port), "--seed", "12", "--speed", "20"]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mockbankr.cli", *serve, "--api-key", hooks.KEY],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    report = tmp_path / "report.json"
+    try:
+        command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG)]
+        command += ["run", f"http://127.0.0.1:{port}/openapi.json", "--wait-for-schema", "30"]
+        command += ["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful"]
+        command += ["--report", "json", "--report-json-path", str(report)]
+        run = subprocess.run(
+            command,
+            cwd=TESTS,
+            env={**os.environ, "PYTHONPATH": str(TESTS), "NO_COLOR": "1"},
+            capture_output=True,
+            text=True,
+            timeout=280,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "Traceback" not in stderr.decode(), stderr.decode()[-4000:]
+    summary = json.loads(report.read_text())
+    assert summary["failures"] == []
+    assert summary["errors"] == []
+    assert summary["operations"]["tested"] == len(_operations())
+    assert {name: p["status"] for name, p in summary["phases"].items()} == dict.fromkeys(
+        ("examples", "coverage", "fuzzing", "stateful"), "success"
+    )
+    assert summary["warnings"]["missing_test_data"] == []
+    assert summary["warnings"]["missing_auth"] == []
 
 
 def _seeded_app() -> tuple[Starlette, list[str]]:
