@@ -8,9 +8,10 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,7 +27,7 @@ from mockbankr.clock import Clock
 from mockbankr.control import ControlApi
 from mockbankr.control_keys import KeysControl
 from mockbankr.core import Simulator
-from mockbankr.errors import ApiError, MockbankrError
+from mockbankr.errors import ApiError, MockbankrError, StoreUnavailable
 from mockbankr.guard import RequestGuard
 from mockbankr.journal import Journal
 from mockbankr.lifetime import Lifetime
@@ -138,6 +139,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ConnectionDropped):  # a drop rule, on purpose: nothing to report
         return Response(status_code=500)
+    if isinstance(exc, StoreUnavailable):  # raised in a middleware, past the router's handlers
+        return await _domain_error(request, exc)
     logger.exception("unhandled error on %s %s", request.method, request.url.path)
     return JSONResponse(
         {"error": "Internal server error", "message": f"mockbankr bug: {type(exc).__name__}"},
@@ -192,7 +195,17 @@ def create_app(
         thresholds=server_thresholds(settings.payment.price_atomic),  # a job's cost
     )
     v2 = V2Api(sim, settings.payment, payment_clock=payment_clock or clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        lifetime.stop()  # a server stopping without a GracefulServer (granian) ends hangs
+        close = getattr(store, "aclose", None)
+        if close is not None:  # a shared store's connections of this event loop
+            await close()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=build_routes(sim, agent, v2, control),
         exception_handlers={
             ApiError: _api_error,
