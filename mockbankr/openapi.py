@@ -189,7 +189,8 @@ def _op(
     body_required: bool = True,
 ) -> Schema:
     """An operation. Its tag, security, path parameters, operationId and links come from
-    its path (:func:`_paths`); every operation may also answer 500, a bug.
+    its path (:func:`_paths`); every operation may also answer 500, a bug, and 503, a
+    shared store (``--store redis://``) out of reach.
     """
     out: Schema = {"summary": summary, "parameters": query or []}
     if body is not None:
@@ -198,7 +199,11 @@ def _op(
             media["example"] = example
         out["requestBody"] = {"required": body_required, "content": {"application/json": media}}
     answers = {str(code): _answer(spec) for code, spec in responses.items()}
-    out["responses"] = {**answers, "500": {"$ref": "#/components/responses/ServerError"}}
+    out["responses"] = {
+        **answers,
+        "500": {"$ref": "#/components/responses/ServerError"},
+        "503": {"$ref": "#/components/responses/StoreUnavailable"},
+    }
     return out
 
 
@@ -574,7 +579,12 @@ def _build(categories: tuple[str, ...]) -> Schema:
         "components": {
             "schemas": dict(sorted(schemas.items())),
             "responses": {
-                "ServerError": _json("A mockbankr bug (logged); please report it", error_shape())
+                "ServerError": _json("A mockbankr bug (logged); please report it", error_shape()),
+                "StoreUnavailable": _json(
+                    "With --store redis://, the store cannot be reached: nothing changed; retry",
+                    error_shape("Service unavailable"),
+                    {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+                ),
             },
             "securitySchemes": {
                 "apiKey": _header("X-API-Key", "bk_..."),
