@@ -26,7 +26,15 @@ from typing import Any, TypeVar
 import click
 
 from mockbankr._click_numbers import NumberParam
-from mockbankr.validate import DAILY_LIMIT, GRACEFUL_TIMEOUT, JOURNAL_SIZE, PORT, SEED, SPEED
+from mockbankr.validate import (
+    DAILY_LIMIT,
+    GRACEFUL_TIMEOUT,
+    JOURNAL_BYTES,
+    JOURNAL_SIZE,
+    PORT,
+    SEED,
+    SPEED,
+)
 
 __all__ = ["CONTRACTS_EXTRA_HINT", "main"]
 
@@ -247,7 +255,18 @@ def main() -> None:
     type=NumberParam(JOURNAL_SIZE, integer=True),
     default=10_000,
     show_default=True,
-    help="Requests the journal keeps.",
+    help="Requests the journal keeps (GET /__mock/journal), newest last.",
+)
+@_option(
+    "--journal-bytes",
+    env="MOCKBANKR_JOURNAL_BYTES",
+    type=NumberParam(JOURNAL_BYTES, integer=True),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="About how many bytes the journal keeps (64 MiB by default, at least 65536;"
+    " estimated from each entry's text; the oldest entries go first when over). Each"
+    " text field of an entry is cut to 256 characters, and an API key shows only as its"
+    " fingerprint (bk_…, then 12 hex digits of its SHA-256).",
 )
 @_option(
     "--admin-token",
@@ -261,6 +280,15 @@ def main() -> None:
     env="MOCKBANKR_LOG_REQUESTS",
     default=False,
     help="Log one structured line per request.",
+)
+@_option(
+    "--metrics/--no-metrics",
+    env="MOCKBANKR_METRICS",
+    default=True,
+    show_default=True,
+    help="Prometheus metrics at GET /__mock/metrics (requests by route and status, jobs,"
+    " USDC that would have been spent, fault firings, job durations). --no-metrics stops"
+    " counting requests, and /__mock/metrics answers 404.",
 )
 @_option(
     "--store",
@@ -298,7 +326,12 @@ def main() -> None:
     " flight get this many seconds before they are cancelled and the server exits.",
 )
 def serve(**params: Any) -> None:
-    """Run the simulator until Ctrl-C (in memory, or shared on Redis with --store)."""
+    """Run the simulator until Ctrl-C (in memory, or shared on Redis with --store).
+
+    Open http://127.0.0.1:8402/__mock/ui in a browser for the live dashboard (clock,
+    jobs, journal, ledger, rules, verdicts); with --admin-token, type the token into
+    the page. Prometheus scrapes GET /__mock/metrics (see --metrics).
+    """
     from mockbankr.errors import ConfigError, StoreUnavailable
 
     host: str = params["host"]
@@ -333,6 +366,7 @@ def serve(**params: Any) -> None:
     )
     from mockbankr.control import is_loopback
 
+    click.echo(f"dashboard: http://{host}:{port}/__mock/ui", err=True)
     if not is_loopback(host) and params["admin_token"] is None:
         click.echo("note: /__mock/* answers loopback callers only (no --admin-token)", err=True)
     from mockbankr import serving
@@ -439,7 +473,9 @@ def _build_app(params: dict[str, Any]) -> tuple[Any, Any]:
         fixtures=params["fixtures"],
         api_keys=frozenset(params["api_keys"]),
         log_requests=params["log_requests"],
+        metrics=params["metrics"],
         journal_size=params["journal_size"],
+        journal_bytes=params["journal_bytes"],
         admin_token=params["admin_token"],
         daily_limit=params["daily_limit"],
         keys=load_keys_file(keys_file) if keys_file else None,

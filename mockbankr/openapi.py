@@ -32,6 +32,7 @@ from starlette.responses import Response
 from mockbankr.accounts import KEY_PATTERN, MAX_KEY_LENGTH
 from mockbankr.clock import iso
 from mockbankr.control import MAX_JOURNAL_LIMIT
+from mockbankr.journal import FILTERS
 from mockbankr.ledger import JOB_STATUSES
 from mockbankr.rules import RULE_ID_PATTERN
 from mockbankr.timing import load_timing
@@ -95,6 +96,7 @@ _AREAS: list[tuple[str, str, list[Schema]]] = [
 _PATH_PARAMS = {
     "jobId": ("from the prompt response, e.g. job_8F3K2M9QZ7TB", JOB_ID),
     "ruleId": ("from POST /__mock/rules, e.g. r1", RULE_ID),
+    "asset": ("a file of the page: dashboard.js or dashboard.css", JOB_ID),
 }
 #: The links the stateful phase of a contract test (and a reader) follows: a created job can
 #: be read, cancelled, inspected and steered; a created rule can be read and deleted; a
@@ -173,6 +175,10 @@ def _answer(spec: Answer) -> Schema:
     if len(spec) == 2 and isinstance(spec[1], dict):
         return _json(spec[0], spec[1])
     return _json(spec[0], error_shape(*spec[1:]))
+
+
+def _text(description: str, media: str) -> Schema:
+    return {"description": description, "content": {media: {"schema": STR}}}
 
 
 def _query(name: str, schema: Schema, description: str) -> Schema:
@@ -394,11 +400,18 @@ def _control_operations() -> dict[str, Schema]:
         _query("category", STR, "timing category"),
         _query("offset", QUERY_OFFSET.json_schema(integer=True), "skip"),
         _query("limit", QUERY_LIMIT.json_schema(integer=True), "page size"),
+        _query(
+            "order",
+            {**enum_of("oldest", "newest"), "default": "oldest"},
+            "submission order (oldest first), or newest first: offset counts from the newest",
+        ),
     ]
-    journal_filters = [
-        _query(name, STR, "a glob" if name == "path" else "exact")
-        for name in ("method", "path", "status", "owner", "job_id", "fault")
-    ]
+    described = {
+        "path": "a glob",
+        "owner": "a wallet, an API key's fingerprint, or the whole key",
+        "state": "in-flight or done",
+    }
+    journal_filters = [_query(name, STR, described.get(name, "exact")) for name in FILTERS]
     journal_filters.append(
         _query(
             "limit",
@@ -406,7 +419,20 @@ def _control_operations() -> dict[str, Schema]:
             "the newest (at most what the journal keeps)",
         )
     )
-    journal = obj(entries=array(ref("JournalEntry")), size={"type": "integer", "minimum": 1})
+    journal = obj(
+        entries=array(ref("JournalEntry")),
+        size={"type": "integer", "minimum": 1, "description": "the most entries it keeps"},
+        maxBytes={
+            "type": "integer",
+            "minimum": 1,
+            "description": "about the most bytes it keeps (estimated from the entries' text)",
+        },
+        dropped={
+            "type": "integer",
+            "minimum": 0,
+            "description": "entries dropped to stay within size and maxBytes since the last clear",
+        },
+    )
     empty = array({"type": "object"}, maxItems=0)
     missing = ("No such job", "Job not found", NO_ROUTE)
     no_rule = ("No such rule", "Rule not found", NO_ROUTE)
@@ -427,7 +453,7 @@ def _control_operations() -> dict[str, Schema]:
             example={"advance": 60},
         ),
         "GET /__mock/jobs": _op(
-            "Jobs in submission order, filtered and paged",
+            "Jobs in submission order (or newest first), filtered and paged",
             {200: ("One page", page), 400: BAD},
             query=job_filters,
         ),
@@ -465,7 +491,7 @@ def _control_operations() -> dict[str, Schema]:
             {200: ("Removed", obj(deleted=RULE_ID)), 404: no_rule},
         ),
         "GET /__mock/journal": _op(
-            "Recent requests to the Bankr routes, oldest first",
+            "Recent requests to the Bankr routes, oldest (by arrival) first, in flight too",
             {200: ("Matching entries", journal), 400: BAD},
             query=journal_filters,
         ),
@@ -486,6 +512,30 @@ def _control_operations() -> dict[str, Schema]:
             body=obj(clock=Opt({"type": "boolean", "description": "reset the clock too"})),
             example={"clock": True},
             body_required=False,  # no body: {} (jobs, journal, rules and keys; not the clock)
+        ),
+        "GET /__mock/metrics": _op(
+            "Prometheus metrics (text format 0.0.4) of the whole population: requests by"
+            " route and status, jobs by category and status, USDC that would have been"
+            " spent, fault firings by rule, submit-to-terminal simulated seconds",
+            {
+                200: _text("The metrics", "text/plain"),
+                404: ("Started with --no-metrics", "Metrics off"),
+            },
+        ),
+        "GET /__mock/ui": _op(
+            "The live dashboard, a page for a browser (with an admin token, the page is"
+            " served to anyone: its data needs the token, typed into the page)",
+            {200: _text("The page", "text/html")},
+        ),
+        "GET /__mock/ui/{asset}": _op(
+            "A file of the dashboard page",
+            {
+                200: {
+                    "description": "The script or the style sheet",
+                    "content": {m: {"schema": STR} for m in ("text/javascript", "text/css")},
+                },
+                404: ("No such file", "Not found"),
+            },
         ),
         "GET /__mock/keys": _op("The accounts and keys now", {200: ("Keys", ref("KeyBook"))}),
         "PUT /__mock/keys": _op(
