@@ -32,6 +32,7 @@ from starlette.responses import Response
 from mockbankr.accounts import KEY_PATTERN, MAX_KEY_LENGTH
 from mockbankr.clock import iso
 from mockbankr.control import MAX_JOURNAL_LIMIT
+from mockbankr.dashboard import ASSETS
 from mockbankr.journal import FILTERS
 from mockbankr.ledger import JOB_STATUSES
 from mockbankr.rules import RULE_ID_PATTERN
@@ -96,7 +97,8 @@ _AREAS: list[tuple[str, str, list[Schema]]] = [
 _PATH_PARAMS = {
     "jobId": ("from the prompt response, e.g. job_8F3K2M9QZ7TB", JOB_ID),
     "ruleId": ("from POST /__mock/rules, e.g. r1", RULE_ID),
-    "asset": ("a file of the page: dashboard.js or dashboard.css", JOB_ID),
+    # The page's files, by name: any other name is the documented 404.
+    "asset": ("a file of the page", {"type": "string", "enum": sorted(ASSETS)}),
 }
 #: The links the stateful phase of a contract test (and a reader) follows: a created job can
 #: be read, cancelled, inspected and steered; a created rule can be read and deleted; a
