@@ -30,7 +30,7 @@ import httpx
 
 from bench.figures import BenchError, Figure, at_least, at_most, info
 from mockbankr.experiments import load_experiment, parse_experiment
-from mockbankr.experiments.live import run_live
+from mockbankr.experiments.live import run_blocking, run_live
 from mockbankr.experiments.plan import plan_tasks
 from mockbankr.experiments.runner import run_experiment, run_policy
 from mockbankr.testing import MockbankrEnv
@@ -137,7 +137,7 @@ def _live() -> list[Figure]:
         server_before = _cpu(server.pid)
         mine = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
-        results, _ = asyncio.run(run_live(spec, url))
+        results, _ = run_blocking(run_live(spec, url))
         wall = time.perf_counter() - started
         after = resource.getrusage(resource.RUSAGE_SELF)
         server_cpu = _cpu(server.pid) - server_before

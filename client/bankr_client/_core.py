@@ -10,6 +10,7 @@ how they carry these effects out (blocking vs ``await``), so no logic exists twi
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -127,7 +128,7 @@ def configure(
     """Validate a client's arguments, filling defaults from ``BANKR_API_URL``/``BANKR_API_KEY``."""
     url = base_url if base_url is not None else os.environ.get("BANKR_API_URL") or DEFAULT_BASE_URL
     try:
-        parsed = httpx.URL(url)
+        parsed = parse_url(url) if isinstance(url, str) else httpx.URL(url)
     except httpx.InvalidURL as exc:
         raise ConfigError(f"base_url is not a URL: {url!r}") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
@@ -162,6 +163,16 @@ def configure(
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def parse_url(url: str) -> httpx.URL:
+    """``httpx.URL(url)``, remembered: parsing is most of what building a request costs.
+
+    An ``httpx.URL`` is immutable, so one parsed URL serves every request to it (a job's
+    polls, every agent's prompts); the cache is bounded, so unbounded job ids cannot grow it.
+    """
+    return httpx.URL(url)
+
+
 def validate_wait(interval: float, max_attempts: int, timeout: float) -> None:
     """Reject nonsense polling arguments before any request is sent."""
     _positive("interval", interval, allow_zero=True)
@@ -190,6 +201,8 @@ class Core:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._headers = {
+            # What httpx would add itself, given here so it need not look for it each time.
+            "Host": parse_url(settings.base_url).netloc.decode("ascii"),
             "User-Agent": f"bankr-client-python/{__version__}",
             "Accept": "application/json",
         }
@@ -206,7 +219,7 @@ class Core:
     ) -> httpx.Request:
         return httpx.Request(
             method,
-            self.settings.base_url + path,
+            parse_url(self.settings.base_url + path),
             headers={**self._headers, **headers},
             json=json,
             extensions={"timeout": httpx.Timeout(timeout).as_dict()},

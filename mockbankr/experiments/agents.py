@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import random
 from collections.abc import Generator
 from typing import Any
@@ -166,7 +167,9 @@ def reference_client(
     )
 
 
+@functools.lru_cache(maxsize=64)
 def retry_policy(policy: ReferencePolicy) -> RetryPolicy:
+    """The policy's :class:`~bankr_client.RetryPolicy` (one per policy, shared: both frozen)."""
     return RetryPolicy(
         max_retries=policy.retries,
         backoff_base=policy.backoff_base_s,
