@@ -89,8 +89,14 @@ async def run_live(
     source: str = "",
     on_policy: Callable[[Policy, int], Callable[[float], None]] | None = None,
     admin_token: str | None = None,
+    on_fleet: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """Every policy in turn against a running server; ``results.json`` and job rows."""
+    """Every policy in turn against a running server; ``results.json`` and job rows.
+
+    ``on_fleet`` is called with ``"start"`` just before each policy's fleet and ``"end"``
+    just after it (before the records are read): what a benchmark measures between them
+    is the fleet alone.
+    """
     tasks = plan_tasks(spec, load_timing())
     price = usdc_to_atomic(spec.server.price_usdc)
     entries = []
@@ -114,6 +120,8 @@ async def run_live(
             done = on_policy(policy, len(tasks)) if on_policy else (lambda _: None)
             agents = len({task.agent for task in tasks})
             transport = lean_transport(url, min(agents, MAX_LIVE_CONNECTIONS))
+            if on_fleet is not None:
+                on_fleet("start")
             policy_started = perf_seconds()
             try:
                 await fleet(
@@ -129,6 +137,8 @@ async def run_live(
             finally:
                 await transport.aclose()
             wall = perf_seconds() - policy_started
+            if on_fleet is not None:
+                on_fleet("end")
             records = await records_from_server(control, t0=t0, first_seq=first)
             run = PolicyRun(policy, records, wall)
             entries.append(summarize_run(spec, run, tasks, price))
