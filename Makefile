@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PEER   := .peer
 
-.PHONY: install run test lint typecheck bench peer clean
+.PHONY: install run test lint typecheck bench peer sysdeps clean
+# COMMAND=DEBIAN_PACKAGE pairs: the system programs the tests use (see scripts/sysdeps)
+SYSDEPS := node=nodejs npm=npm redis-server=redis-server chromium=chromium
 
 install: $(STAMP)
 
@@ -26,8 +28,12 @@ lint: install
 	$(BIN)/mypy
 
 ## the whole suite, including the official Node CLI/SDK peers (see `peer`)
-test: lint peer
+test: sysdeps lint peer
 	MOCKBANKR_REQUIRE_PEERS=1 $(BIN)/pytest
+
+## the system programs the tests need (apt-get where allowed, else one line naming them)
+sysdeps:
+	scripts/sysdeps $(SYSDEPS)
 
 ## the official @bankr/cli and @bankr/sdk from npm, into the ignored .peer/
 peer: $(PEER)/.installed

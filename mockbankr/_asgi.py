@@ -113,4 +113,6 @@ class SyncClockTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         if not self._loop.is_closed():
+            # What the app opened on this loop (a shared store's connections) closes first.
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
+import os
 import socket
 import sys
 from collections.abc import Callable
@@ -262,6 +263,41 @@ def main() -> None:
     help="Log one structured line per request.",
 )
 @_option(
+    "--metrics/--no-metrics",
+    env="MOCKBANKR_METRICS",
+    default=True,
+    show_default=True,
+    help="Prometheus metrics at GET /__mock/metrics (requests by route and status, jobs,"
+    " USDC that would have been spent, fault firings, job durations). --no-metrics stops"
+    " counting requests, and /__mock/metrics answers 404.",
+)
+@_option(
+    "--store",
+    env="MOCKBANKR_STORE",
+    default="memory",
+    show_default=True,
+    help="Where jobs, payments and nonces live: memory (this process), or"
+    " redis://host:port/db, shared by every server on that Redis (the redis extra:"
+    " pip install 'mockbankr[redis]').",
+)
+@_option(
+    "--workers",
+    env="MOCKBANKR_WORKERS",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Server processes on the one port; more than 1 needs --store redis://...",
+)
+@_option(
+    "--server",
+    env="MOCKBANKR_SERVER",
+    type=click.Choice(["uvicorn", "granian"]),
+    default="uvicorn",
+    show_default=True,
+    help="The HTTP server: uvicorn, or granian (Rust I/O; the granian extra:"
+    " pip install 'mockbankr[granian]').",
+)
+@_option(
     "--graceful-timeout",
     env="MOCKBANKR_GRACEFUL_TIMEOUT",
     type=NumberParam(GRACEFUL_TIMEOUT),
@@ -270,83 +306,173 @@ def main() -> None:
     help="On SIGTERM or SIGINT, hung and delayed requests end at once (503); the rest in"
     " flight get this many seconds before they are cancelled and the server exits.",
 )
-def serve(
-    host: str,
-    port: int,
-    speed: float,
-    seed: int | None,
-    fixtures: Path | None,
-    api_keys: tuple[str, ...],
-    price_usdc: str,
-    pay_to: str | None,
-    rules_file: Path | None,
-    keys_file: Path | None,
-    daily_limit: int | None,
-    journal_size: int,
-    admin_token: str | None,
-    log_requests: bool,
-    graceful_timeout: float,
-) -> None:
-    """Run the simulator (in-memory store) until Ctrl-C."""
-    import random
+def serve(**params: Any) -> None:
+    """Run the simulator until Ctrl-C (in memory, or shared on Redis with --store).
 
-    import uvicorn
+    Open http://127.0.0.1:8402/__mock/ui in a browser for the live dashboard (clock,
+    jobs, journal, ledger, rules, verdicts); with --admin-token, type the token into
+    the page. Prometheus scrapes GET /__mock/metrics (see --metrics).
+    """
+    from mockbankr.errors import ConfigError, StoreUnavailable
+
+    host: str = params["host"]
+    port: int = params["port"]
+    workers: int = params["workers"]
+    server: str = params["server"]
+    store_spec: str = params["store"]
+    if workers > 1 and store_spec == "memory":
+        raise click.UsageError(
+            f"--workers {workers} needs a shared store: each worker would have its own jobs"
+            " with --store memory; use --store redis://host:port/db"
+        )
+    try:
+        app, table = _build_app(params)  # in this process too: every error shows before forking
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        _check_store(app)
+    except StoreUnavailable as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    _check_port_free(host, port)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    seed = params["seed"]
+    click.echo(
+        f"mockbankr listening on http://{host}:{port} (speed {params['speed']:g}x, "
+        f"seed {'random' if seed is None else seed}, timing table {table.path}, "
+        f"store {getattr(app.state.simulator.store, 'url', 'memory')}, {server}"
+        + (f", {workers} workers" if workers > 1 else "")
+        + ")",
+        err=True,
+    )
+    from mockbankr.control import is_loopback
+
+    click.echo(f"dashboard: http://{host}:{port}/__mock/ui", err=True)
+    if not is_loopback(host) and params["admin_token"] is None:
+        click.echo("note: /__mock/* answers loopback callers only (no --admin-token)", err=True)
+    from mockbankr import serving
+
+    graceful_timeout: float = params["graceful_timeout"]
+    if server == "granian":
+        os.environ[_WORKER_PARAMS] = _dump_params(params)
+        try:
+            serving.run_granian(
+                f"{__name__}:worker_app",
+                host=host,
+                port=port,
+                workers=workers,
+                graceful_timeout=graceful_timeout,
+            )
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from exc
+    elif workers > 1:
+        os.environ[_WORKER_PARAMS] = _dump_params(params)
+        serving.run_uvicorn_workers(
+            f"{__name__}:worker_app",
+            host=host,
+            port=port,
+            workers=workers,
+            graceful_timeout=graceful_timeout,
+        )
+    else:
+        serving.run_uvicorn(app, host=host, port=port, graceful_timeout=graceful_timeout)
+
+
+#: The environment variable that hands ``serve``'s parameters to its worker processes.
+_WORKER_PARAMS = "MOCKBANKR__SERVE_PARAMS"
+
+
+def _dump_params(params: dict[str, Any]) -> str:
+    import json
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple):
+            return list(value)
+        return value
+
+    return json.dumps({name: plain(value) for name, value in params.items()})
+
+
+def worker_app() -> Any:
+    """The app of one worker process (``--workers N`` or ``--server granian``): built from
+    the parameters ``serve`` checked and handed down."""
+    import json
+
+    raw = json.loads(os.environ[_WORKER_PARAMS])
+    for name in ("fixtures", "rules_file", "keys_file"):
+        if raw.get(name) is not None:
+            raw[name] = Path(raw[name])
+    raw["api_keys"] = tuple(raw["api_keys"])
+    app, _ = _build_app(raw)
+    from mockbankr import serving
+
+    serving.register_lifetime(app.state.lifetime)
+    return app
+
+
+def _check_store(app: Any) -> None:
+    """Ping a shared store once (an unreachable one is a StoreUnavailable naming its URL)."""
+    import asyncio
+
+    store = app.state.simulator.store
+    ping = getattr(store, "ping", None)
+    if ping is None:
+        return
+
+    async def check() -> None:
+        try:
+            await ping()
+        finally:
+            await store.aclose()  # this loop ends here; the server's loop connects anew
+
+    asyncio.run(check())
+
+
+def _build_app(params: dict[str, Any]) -> tuple[Any, Any]:
+    """The app ``serve`` runs, and its timing table, from the command's parameters."""
+    import random
 
     from mockbankr.accounts import load_keys_file
     from mockbankr.app import create_app
     from mockbankr.clock import RealClock, ScaledClock
-    from mockbankr.control import is_loopback
-    from mockbankr.errors import ConfigError
     from mockbankr.money import PaymentTerms, usdc_to_atomic
     from mockbankr.rules import load_rules_file
     from mockbankr.settings import Settings
-    from mockbankr.store import MemoryStore
+    from mockbankr.store import open_store
     from mockbankr.timing import load_timing
 
+    pay_to = params["pay_to"]
     terms: dict[str, Any] = {} if pay_to is None else {"pay_to": pay_to}
-
-    try:
-        settings = Settings(
-            host=host,
-            port=port,
-            speed=speed,
-            seed=seed,
-            fixtures=fixtures,
-            api_keys=frozenset(api_keys),
-            log_requests=log_requests,
-            journal_size=journal_size,
-            admin_token=admin_token,
-            daily_limit=daily_limit,
-            keys=load_keys_file(keys_file) if keys_file else None,
-            rules=tuple(load_rules_file(rules_file)) if rules_file else (),
-            rules_file=rules_file,
-            payment=PaymentTerms(price_atomic=usdc_to_atomic(price_usdc), **terms),
-        )
-        table = load_timing(settings.fixtures)
-        clock = ScaledClock(speed)
-        app = create_app(
-            settings,
-            clock=clock,
-            rng=random.Random(seed),
-            store=MemoryStore(),
-            table=table,
-            payment_clock=RealClock(),  # the SDK signs payments with the real time
-        )
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    _check_port_free(host, port)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    click.echo(
-        f"mockbankr listening on http://{host}:{port} (speed {speed:g}x, "
-        f"seed {'random' if seed is None else seed}, timing table {table.path})",
-        err=True,
+    rules_file, keys_file = params["rules_file"], params["keys_file"]
+    settings = Settings(
+        host=params["host"],
+        port=params["port"],
+        speed=params["speed"],
+        seed=params["seed"],
+        fixtures=params["fixtures"],
+        api_keys=frozenset(params["api_keys"]),
+        log_requests=params["log_requests"],
+        metrics=params["metrics"],
+        journal_size=params["journal_size"],
+        admin_token=params["admin_token"],
+        daily_limit=params["daily_limit"],
+        keys=load_keys_file(keys_file) if keys_file else None,
+        rules=tuple(load_rules_file(rules_file)) if rules_file else (),
+        rules_file=rules_file,
+        payment=PaymentTerms(price_atomic=usdc_to_atomic(params["price_usdc"]), **terms),
     )
-    if not is_loopback(host) and admin_token is None:
-        click.echo("note: /__mock/* answers loopback callers only (no --admin-token)", err=True)
-    from mockbankr.serving import GracefulServer
-
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
-    GracefulServer(config, lifetime=app.state.lifetime, graceful_timeout=graceful_timeout).run()
+    table = load_timing(settings.fixtures)
+    app = create_app(
+        settings,
+        clock=ScaledClock(settings.speed),
+        rng=random.Random(settings.seed),
+        store=open_store(params["store"]),
+        table=table,
+        payment_clock=RealClock(),  # the SDK signs payments with the real time
+    )
+    return app, table
 
 
 if __name__ == "__main__":  # pragma: no cover

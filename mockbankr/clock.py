@@ -20,6 +20,7 @@ and no amount of waiting can push time where it can no longer be printed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as _dt
 import functools
 import heapq
@@ -27,6 +28,7 @@ import itertools
 import math
 import threading
 import time
+from collections.abc import Iterator
 from typing import Protocol, runtime_checkable
 
 from mockbankr.validate import CLOCK_LIMIT
@@ -41,6 +43,7 @@ __all__ = [
     "VirtualClock",
     "iso",
     "perf_seconds",
+    "real_io",
     "wall_time",
 ]
 
@@ -218,6 +221,28 @@ def _resolve(fut: asyncio.Future[None]) -> None:
 #: arriving, before it concludes that every task is blocked and jumps time.
 _SETTLE_TICKS = 4
 
+#: Awaits on real I/O in flight (a shared store's round trips): a virtual clock never
+#: jumps while one is pending, since the loop only looks settled while it waits.
+_real_io = 0
+
+
+@contextlib.contextmanager
+def real_io() -> Iterator[None]:
+    """Mark an await on real I/O (a network round trip): a :class:`VirtualClock` does
+    not count the loop as settled, and so does not jump, until it has returned.
+
+    Example::
+
+        with real_io():
+            record = await redis.hget(...)
+    """
+    global _real_io
+    _real_io += 1
+    try:
+        yield
+    finally:
+        _real_io -= 1
+
 
 class VirtualClock:
     """Time that moves only when advanced or slept on.
@@ -291,7 +316,7 @@ class VirtualClock:
             self._driver = None
             return
         count = len(self._waiters)
-        quiet = quiet + 1 if count == seen else 0
+        quiet = quiet + 1 if count == seen and not _real_io else 0
         if quiet < _SETTLE_TICKS:
             self._driver = loop.call_soon(self._drive, loop, count, quiet)
             return

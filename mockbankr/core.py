@@ -159,7 +159,7 @@ class Simulator:
         A ``regress`` fault answers one poll during processing as if pending, once.
         A body only changes at a few instants (start, each status update, the end),
         so it is encoded once and reused until the next of them, for as long as the
-        stored record is the same object (a cancel or forced outcome replaces it).
+        stored record is the same (a cancel or forced outcome replaces it).
         """
         job = await self.get(job_id, owner=owner)
         now = self.clock.now()
@@ -172,7 +172,8 @@ class Simulator:
                     now = job.started_at - 1e-3
             return _encode(job_body(job, category, now))
         hit = self._bodies.get(job.id)
-        if hit is not None and hit[0] is job and hit[1] <= now < hit[2]:
+        # Equal, not identical: a shared store decodes a new record on every read.
+        if hit is not None and (hit[0] is job or hit[0] == job) and hit[1] <= now < hit[2]:
             return hit[3]
         encoded = _encode(job_body(job, category, now))
         if len(self._bodies) >= _BODY_CACHE:

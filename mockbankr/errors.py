@@ -18,6 +18,7 @@
     ├── AccessDenied                    an API key may not do this (``reason``: a Denial)
     ├── PaymentRejected                 an X-PAYMENT header was refused (``reason``)
     ├── JobAuthError                    signed /v2/job headers name no wallet (``reason``)
+    ├── StoreUnavailable                the shared state store (Redis) cannot be reached
     ├── ContractError (ValueError)      a contract file is invalid, or cannot be run
     └── VerdictsFailed (AssertionError) a client failed a behaviour check (``report``)
 
@@ -48,6 +49,7 @@ __all__ = [
     "JobNotFound",
     "MockbankrError",
     "PaymentRejected",
+    "StoreUnavailable",
     "UnknownCategory",
     "VerdictsFailed",
 ]
@@ -253,6 +255,23 @@ class JobAuthError(_ReasonedError):
 
         JobAuthError(JobAuthReason.MESSAGE_MISMATCH, "expected 'Cancel job job_1'")
     """
+
+
+class StoreUnavailable(MockbankrError):
+    """The shared state store cannot be reached (``url``, without a password; ``detail``).
+
+    Raised by the Redis store for a lost or timed-out connection; the server answers
+    503 and serves again once the store is back.
+
+    Example::
+
+        StoreUnavailable("redis://127.0.0.1:6379/0", "Connection refused")
+    """
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url = url
+        self.detail = detail
+        super().__init__(f"the state store {url} cannot be reached: {detail}")
 
 
 class ContractError(MockbankrError, ValueError):

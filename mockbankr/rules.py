@@ -513,6 +513,11 @@ class RuleSet:
 
     def pick(self, req: Request) -> Action | None:
         """The action of the first rule that matches and fires, counting it down."""
+        rule = self.pick_rule(req)
+        return None if rule is None else rule.action
+
+    def pick_rule(self, req: Request) -> Rule | None:
+        """The first rule that matches and fires (its ``id`` set), counting it down."""
         for compiled in self.candidates(req.method, req.key):
             if compiled.remaining == 0 or not compiled.matches(req):
                 continue
@@ -521,7 +526,7 @@ class RuleSet:
                 continue
             if compiled.remaining is not None:
                 compiled.remaining -= 1
-            return compiled.rule.action
+            return compiled.rule
         return None
 
 

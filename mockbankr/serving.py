@@ -17,13 +17,24 @@ from __future__ import annotations
 import logging
 import math
 import socket
+from typing import Any
 
 import uvicorn
 
+from mockbankr.errors import ConfigError
 from mockbankr.lifetime import Lifetime
 from mockbankr.steering import ConnectionDropped
 
-__all__ = ["DEFAULT_GRACEFUL_TIMEOUT", "GracefulServer", "quiet_drops"]
+__all__ = [
+    "DEFAULT_GRACEFUL_TIMEOUT",
+    "GRANIAN_EXTRA_HINT",
+    "GracefulServer",
+    "quiet_drops",
+    "register_lifetime",
+    "run_granian",
+    "run_uvicorn",
+    "run_uvicorn_workers",
+]
 
 #: Seconds a stopping server waits for requests in flight before it cancels them.
 DEFAULT_GRACEFUL_TIMEOUT = 5.0
@@ -79,3 +90,93 @@ class GracefulServer(uvicorn.Server):
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.lifetime.stop()
         await super().shutdown(sockets)
+
+
+def run_uvicorn(app: Any, *, host: str, port: int, graceful_timeout: float) -> None:
+    """Serve ``app`` in this process with uvicorn, until SIGINT or SIGTERM."""
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+    GracefulServer(config, lifetime=app.state.lifetime, graceful_timeout=graceful_timeout).run()
+
+
+def run_uvicorn_workers(
+    factory: str, *, host: str, port: int, workers: int, graceful_timeout: float
+) -> None:
+    """``workers`` uvicorn processes on one port, each serving the app ``factory`` (an
+    import string) builds; uvicorn's supervisor restarts a worker that dies.
+
+    Each worker ends its hangs and delays on SIGTERM or SIGINT (:func:`register_lifetime`)
+    and gives the rest ``graceful_timeout`` seconds, as one process does.
+    """
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=math.ceil(graceful_timeout),
+    )
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()
+
+
+def run_granian(
+    factory: str, *, host: str, port: int, workers: int, graceful_timeout: float
+) -> None:
+    """``workers`` granian processes (Rust I/O, the ``mockbankr[granian]`` extra) on one
+    port, each serving the app ``factory`` (an import string) builds, over ASGI.
+
+    granian has no graceful-shutdown hook for requests in flight: on SIGTERM or SIGINT its
+    workers stop, the app's lifespan ends hangs and delays, and a worker that has not
+    stopped after ``graceful_timeout`` seconds is killed.
+
+    Raises :class:`~mockbankr.errors.ConfigError` without the extra.
+    """
+    try:
+        from granian.constants import Interfaces
+        from granian.log import LogLevels
+        from granian.server import Server
+    except ImportError as exc:
+        raise ConfigError(GRANIAN_EXTRA_HINT) from exc
+
+    Server(
+        factory,
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers,
+        factory=True,
+        log_access=False,
+        log_level=LogLevels.warning,
+        workers_kill_timeout=max(1, math.ceil(graceful_timeout)),
+    ).serve()
+
+
+#: What ``--server granian`` says when the ``mockbankr[granian]`` extra is missing.
+GRANIAN_EXTRA_HINT = "--server granian needs the granian extra: pip install 'mockbankr[granian]'"
+
+
+def register_lifetime(lifetime: Lifetime) -> None:
+    """In a worker process: end ``lifetime`` (hangs, delays) on SIGTERM or SIGINT, then let
+    the server's own handler stop it as usual. Call it from the server's main thread while
+    the server's signal handlers are in place (an app factory runs there)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum: int, frame: Any, previous: Any = previous) -> None:
+            lifetime.stop()
+            if callable(previous):
+                previous(signum, frame)
+            elif previous == signal.SIG_DFL:
+                signal.signal(signum, signal.SIG_DFL)
+                signal.raise_signal(signum)
+
+        signal.signal(sig, handler)

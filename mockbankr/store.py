@@ -15,10 +15,14 @@ import itertools
 from collections.abc import Callable, Iterable
 from typing import Protocol, runtime_checkable
 
+from mockbankr.errors import ConfigError
 from mockbankr.jobs import JobRecord
 from mockbankr.ledger import LedgerEntry
 
-__all__ = ["JobStore", "MemoryStore"]
+__all__ = ["JobStore", "MemoryStore", "REDIS_EXTRA_HINT", "open_store"]
+
+#: What ``--store redis://...`` says when the ``mockbankr[redis]`` extra is missing.
+REDIS_EXTRA_HINT = "--store redis://... needs the redis extra: pip install 'mockbankr[redis]'"
 
 
 @runtime_checkable
@@ -136,3 +140,25 @@ class MemoryStore:
         self._payments.clear()
         self._nonces.clear()
         self._seq = itertools.count()
+
+
+def open_store(spec: str) -> JobStore:
+    """The store ``spec`` names: ``memory``, or ``redis://host:port/db``.
+
+    Redis is imported only here, only for a Redis URL: without the ``mockbankr[redis]``
+    extra that is a :class:`~mockbankr.errors.ConfigError` naming it. Nothing connects
+    yet: ``await store.ping()`` checks a Redis store is reachable.
+
+    Example::
+
+        store = open_store("redis://127.0.0.1:6379/0")
+    """
+    if spec == "memory":
+        return MemoryStore()
+    if not spec.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(f"--store must be memory or redis://host:port/db, got {spec!r}")
+    try:
+        from mockbankr.redis_store import RedisStore
+    except ImportError as exc:
+        raise ConfigError(REDIS_EXTRA_HINT) from exc
+    return RedisStore(spec)

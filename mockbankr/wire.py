@@ -26,6 +26,7 @@ from mockbankr.errors import (
     JobIdCollision,
     JobNotFound,
     MockbankrError,
+    StoreUnavailable,
     UnknownCategory,
 )
 
@@ -55,6 +56,7 @@ __all__ = [
     "request_timeout",
     "route_not_found",
     "server_error",
+    "store_unavailable",
     "unsupported_media_type",
 ]
 
@@ -158,6 +160,16 @@ def already_finished(job_id: str, status: str) -> ApiError:
 
 def server_error(detail: str) -> ApiError:
     return ApiError(500, "Internal server error", detail)
+
+
+def store_unavailable(url: str, detail: str) -> ApiError:
+    """503: the shared state store is unreachable; the request changed nothing."""
+    return ApiError(
+        503,
+        "Service unavailable",
+        f"mockbankr's state store ({url}) cannot be reached ({detail}); retry shortly",
+        headers={"Retry-After": "1"},
+    )
 
 
 def route_not_found(method: str, path: str) -> ApiError:
@@ -265,6 +277,7 @@ DOMAIN_ERRORS: Final[Mapping[type[MockbankrError], Callable[[Any], ApiError]]] =
             exc.limit, exc.used, exc.reset_at, upgrade=exc.upgrade
         ),
         AccessDenied: access_denied,
+        StoreUnavailable: lambda exc: store_unavailable(exc.url, exc.detail),
     }
 )
 """Each domain error the core raises, and how it answers on the wire: the one table."""

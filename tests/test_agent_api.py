@@ -11,9 +11,16 @@ import pytest
 from mockbankr import MemoryStore, Settings, VirtualClock, create_app
 from mockbankr.core import Simulator
 from mockbankr.testing import SyncClockTransport
-from tests.conftest import OTHER_KEY
+from tests.conftest import OTHER_KEY, STORES, rewrite, snapshot, stored
 
 PRICE = "What is the price of ETH?"
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The lifecycle runs on the memory store and on Redis."""
+    kind: str = request.param
+    return kind
 
 
 def submit(http: httpx.Client, prompt: str = PRICE, **extra: Any) -> dict[str, Any]:
@@ -46,7 +53,7 @@ def test_job_fields_appear_per_status(
     http: httpx.Client, clock: VirtualClock, sim: Simulator
 ) -> None:
     job_id = submit(http, "Swap 10 USDC for ETH")["jobId"]
-    record = sim.store._jobs[job_id]  # type: ignore[attr-defined]
+    record = stored(sim, job_id)
     always = {
         "success",
         "jobId",
@@ -90,10 +97,7 @@ def test_failed_job_is_200_with_error_and_completed_at(
     http: httpx.Client, sim: Simulator, clock: VirtualClock
 ) -> None:
     job_id = submit(http)["jobId"]
-    record = sim.store._jobs[job_id]  # type: ignore[attr-defined]
-    import msgspec
-
-    sim.store._jobs[job_id] = msgspec.structs.replace(record, failed=True, error="boom")  # type: ignore[attr-defined]
+    record = rewrite(sim, job_id, failed=True, error="boom")
     clock.set(record.finished_at + 1)
     response = http.get(f"/agent/job/{job_id}")
     assert response.status_code == 200
@@ -146,11 +150,8 @@ def test_cancel_a_live_job_then_again(http: httpx.Client, clock: VirtualClock) -
 def test_cancel_a_finished_job_is_400(
     http: httpx.Client, sim: Simulator, clock: VirtualClock, failed: bool
 ) -> None:
-    import msgspec
-
     job_id = submit(http)["jobId"]
-    record = sim.store._jobs[job_id]  # type: ignore[attr-defined]
-    sim.store._jobs[job_id] = msgspec.structs.replace(record, failed=failed)  # type: ignore[attr-defined]
+    record = rewrite(sim, job_id, failed=failed)
     clock.set(record.finished_at)
     response = http.post(f"/agent/job/{job_id}/cancel")
     word = "failed" if failed else "completed"
@@ -354,7 +355,7 @@ def test_bad_input_gets_the_documented_error_and_changes_nothing(
     message: str,
 ) -> None:
     job_id = submit(http)["jobId"]
-    before = dict(sim.store._jobs)  # type: ignore[attr-defined]
+    before = snapshot(sim)
     path = path.replace("JOB", job_id)
     response = http.request(method, path, headers={"X-API-Key": "", **headers}, content=content)
     assert response.status_code == status
@@ -363,7 +364,7 @@ def test_bad_input_gets_the_documented_error_and_changes_nothing(
     assert body["error"] == error
     assert message in body["message"]
     assert set(body) == {"error", "message"}
-    assert sim.store._jobs == before  # type: ignore[attr-defined]
+    assert snapshot(sim) == before
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from mockbankr import MemoryStore, Settings, VirtualClock, create_app
+from mockbankr import JobStore, MemoryStore, Settings, VirtualClock, create_app
 from mockbankr.rules import parse_rule
 from mockbankr.testing import SyncClockTransport
+from tests.conftest import STORES
 
 PRICE = "What is the price of ETH?"
 
@@ -26,10 +27,20 @@ def client(
     )
 
 
-def make(clock: VirtualClock, **settings: Any) -> Starlette:
+def make(clock: VirtualClock, store: JobStore | None = None, **settings: Any) -> Starlette:
     return create_app(
-        Settings(seed=2, **settings), clock=clock, rng=random.Random(2), store=MemoryStore()
+        Settings(seed=2, **settings),
+        clock=clock,
+        rng=random.Random(2),
+        store=store or MemoryStore(),
     )
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The control plane runs on the memory store and on Redis."""
+    kind: str = request.param
+    return kind
 
 
 @pytest.fixture
@@ -279,9 +290,11 @@ def test_daily_limit_is_a_rolling_window_with_the_documented_body(clock: Virtual
         submit(http)
 
 
-def test_reset_forgets_jobs_rules_and_journal_but_keeps_start_rules(clock: VirtualClock) -> None:
+def test_reset_forgets_jobs_rules_and_journal_but_keeps_start_rules(
+    clock: VirtualClock, store: JobStore
+) -> None:
     boot = parse_rule({"match": {"path": "/nothing"}, "action": {"drop": {}}, "id": "boot"})
-    with client(make(clock, rules=(boot,)), clock) as http:
+    with client(make(clock, store, rules=(boot,)), clock) as http:
         submit(http)
         add_rule(http, {"action": {"delay": {"seconds": 1}}, "match": {"path": "/x"}})
         assert http.post("/__mock/reset", json={}).json() == {"reset": True, "rules": 1}

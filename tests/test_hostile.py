@@ -24,8 +24,18 @@ from mockbankr.lifetime import Lifetime
 from mockbankr.settings import Settings
 from mockbankr.testing import LiveServer
 from mockbankr.validate import CLOCK_LIMIT
+from tests.conftest import STORES
 
 JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Hostile input is refused the same on the memory store and on Redis."""
+    kind: str = request.param
+    return kind
+
+
 EVIL_PROMPT = "a" * 35 + "!"
 
 

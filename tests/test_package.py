@@ -12,7 +12,18 @@ import pytest
 import mockbankr
 
 #: Modules a cheap import must not load.
-HEAVY = ("starlette", "uvicorn", "httpx", "rich", "eth_account", "bankr_client", "mockbankr.app")
+HEAVY = (
+    "starlette",
+    "uvicorn",
+    "httpx",
+    "rich",
+    "eth_account",
+    "bankr_client",
+    "mockbankr.app",
+    "prometheus_client",
+    "redis",
+    "granian",
+)
 
 
 def loaded_after(code: str) -> list[str]:

@@ -30,12 +30,12 @@ from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mockbankr import MemoryStore, Settings, VirtualClock, create_app
+from mockbankr import JobStore, MemoryStore, Settings, VirtualClock, create_app
 from mockbankr.clock import DEFAULT_EPOCH
 from mockbankr.money import PaymentTerms, usdc_to_atomic
 from mockbankr.testing import AsyncClockTransport, SyncClockTransport
 from mockbankr.x402 import PaymentReason
-from tests.conftest import KEY
+from tests.conftest import KEY, STORES, new_store
 
 R = PaymentReason
 Action = Literal["status", "cancel"]
@@ -61,19 +61,31 @@ ZOD_REQUIRED = {
 
 
 @contextlib.contextmanager
-def server(settings_: Settings | None = None) -> Iterator[tuple[httpx.Client, VirtualClock]]:
+def server(
+    settings_: Settings | None = None, store: JobStore | None = None
+) -> Iterator[tuple[httpx.Client, VirtualClock]]:
     """A fresh app; a sync client with no API key (the SDK sends none) and its clock."""
     clock = VirtualClock()
     app = create_app(
-        settings_ or Settings(seed=1), clock=clock, rng=random.Random(1), store=MemoryStore()
+        settings_ or Settings(seed=1),
+        clock=clock,
+        rng=random.Random(1),
+        store=store or MemoryStore(),
     )
     with httpx.Client(transport=SyncClockTransport(app, clock), base_url=BASE_URL) as http:
         yield http, clock
 
 
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """The x402 flavour runs on the memory store and on Redis."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.fixture
-def web() -> Iterator[tuple[httpx.Client, VirtualClock]]:
-    with server() as pair:
+def web(store: JobStore) -> Iterator[tuple[httpx.Client, VirtualClock]]:
+    with server(store=store) as pair:
         yield pair
 
 
@@ -790,9 +802,11 @@ def test_the_ledger_charges_exactly_the_accepted_prompts(steps: list[tuple[Any, 
         assert jobs(http)["total"] == len(used)
 
 
-async def _concurrently(headers: list[str]) -> tuple[list[int], dict[str, Any], int]:
+async def _concurrently(
+    headers: list[str], store: JobStore
+) -> tuple[list[int], dict[str, Any], int]:
     clock = VirtualClock()
-    app = create_app(Settings(seed=1), clock=clock, rng=random.Random(1), store=MemoryStore())
+    app = create_app(Settings(seed=1), clock=clock, rng=random.Random(1), store=store)
     transport = AsyncClockTransport(app, clock)
     async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
         responses = await asyncio.gather(
@@ -806,11 +820,17 @@ async def _concurrently(headers: list[str]) -> tuple[list[int], dict[str, Any], 
     return [r.status_code for r in responses], summary, total
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A fresh store per example (new_store): the function-scoped fixtures are only its kind.
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(copies=st.integers(2, 10), others=st.integers(0, 3), data=st.data())
 def test_one_header_sent_concurrently_pays_exactly_once(
-    copies: int, others: int, data: st.DataObject
+    copies: int, others: int, data: st.DataObject, store_kind: str, request: pytest.FixtureRequest
 ) -> None:
+    store = new_store(store_kind, request)
     with server() as (http, _):
         accept = requirement(http)
     now = DEFAULT_EPOCH  # where the VirtualClock of _concurrently starts
@@ -821,7 +841,7 @@ def test_one_header_sent_concurrently_pays_exactly_once(
     ]
     headers = data.draw(st.permutations([twin] * copies + distinct))
 
-    statuses, summary, total = asyncio.run(_concurrently(headers))
+    statuses, summary, total = asyncio.run(_concurrently(headers, store))
 
     twin_statuses = [s for s, h in zip(statuses, headers, strict=True) if h == twin]
     assert sorted(twin_statuses) == [202] + [402] * (copies - 1)

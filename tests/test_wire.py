@@ -14,6 +14,7 @@ from mockbankr.errors import (
     JobIdCollision,
     JobNotFound,
     MockbankrError,
+    StoreUnavailable,
     UnknownCategory,
 )
 
@@ -83,6 +84,15 @@ from mockbankr.errors import (
             },
         ),
         (
+            StoreUnavailable("redis://127.0.0.1:6379/0", "Connection refused"),
+            503,
+            {
+                "error": "Service unavailable",
+                "message": "mockbankr's state store (redis://127.0.0.1:6379/0) cannot be"
+                " reached (Connection refused); retry shortly",
+            },
+        ),
+        (
             AccessDenied(Denial.KEY_REQUIRED, "none sent"),
             401,
             {"error": "API key required", "message": "API key is missing or invalid"},
@@ -133,6 +143,7 @@ def test_the_table_covers_every_domain_error_the_core_raises() -> None:
         JobFinished,
         JobIdCollision,
         JobNotFound,
+        StoreUnavailable,
         UnknownCategory,
     }
 

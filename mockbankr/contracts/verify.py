@@ -47,6 +47,7 @@ from mockbankr.contracts.format import (
 )
 from mockbankr.contracts.scenarios import TEST_CREDENTIALS, Credentials, fixed_nonces
 from mockbankr.settings import Settings
+from mockbankr.store import JobStore
 from mockbankr.testing import MockbankrEnv
 
 __all__ = [
@@ -252,12 +253,16 @@ class _Run:
 
 
 async def verify_in_process(
-    contract: Contract, *, credentials: Credentials = TEST_CREDENTIALS
+    contract: Contract,
+    *,
+    credentials: Credentials = TEST_CREDENTIALS,
+    store: JobStore | None = None,
 ) -> VerifyResult:
-    """Verify ``contract`` against a fresh in-process simulator (its seed, its rules)."""
+    """Verify ``contract`` against a fresh in-process simulator (its seed, its rules), on
+    ``store`` (default: a new memory store; an empty shared one gives the same result)."""
     keys = frozenset({credentials.api_key}) if credentials.api_key else frozenset()
     settings = Settings(seed=contract.seed, api_keys=keys, rules=contract.parsed_rules())
-    async with MockbankrEnv(seed=contract.seed, settings=settings) as env:
+    async with MockbankrEnv(seed=contract.seed, settings=settings, store=store) as env:
         start = env.clock.now()
 
         async def wait(at: float) -> None:

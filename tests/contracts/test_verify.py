@@ -21,7 +21,9 @@ from mockbankr.contracts._target import has_control_plane, install_rules
 from mockbankr.contracts.cli import contracts
 from mockbankr.contracts.verify import spends_money
 from mockbankr.settings import Settings
+from mockbankr.store import JobStore
 from mockbankr.testing import LiveServer, MockbankrEnv
+from tests.conftest import STORES
 
 from .conftest import CONTRACTS, NAMES, PATHS, Mutation, mutated, raw
 
@@ -31,9 +33,16 @@ pytestmark = pytest.mark.anyio
 WIDE = {"COLUMNS": "200"}
 
 
+@pytest.fixture(params=STORES)
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Every contract verifies on the memory store and on Redis."""
+    kind: str = request.param
+    return kind
+
+
 @pytest.mark.parametrize("path", PATHS, ids=NAMES)
-async def test_the_simulator_verifies_every_contract(path: Path) -> None:
-    result = await verify_in_process(load_contract(path))
+async def test_the_simulator_verifies_every_contract(path: Path, store: JobStore) -> None:
+    result = await verify_in_process(load_contract(path), store=store)
     assert result.outcome == "pass", result.detail
     assert result.checked == result.total > 0
 

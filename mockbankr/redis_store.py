@@ -1,0 +1,297 @@
+"""The Redis store: one population of jobs, payments and nonces shared by every server.
+
+:class:`RedisStore` implements :class:`~mockbankr.store.JobStore` on Redis (the
+``mockbankr[redis]`` extra: redis-py's asyncio client with hiredis). It is the only
+module that knows Redis; it is imported only for ``--store redis://...``.
+
+Layout (every key shares the hash tag ``{mockbankr}``, so the multi-key scripts also
+run on a Redis Cluster, all in one slot)::
+
+    {mockbankr}:seq     INCR counter: the job sequence
+    {mockbankr}:jobs    hash job id -> msgpack array of the JobRecord's fields
+    {mockbankr}:order   list of job ids in submission order
+    {mockbankr}:ledger  list of msgpack LedgerEntry, oldest first
+    {mockbankr}:nonces  set of the x402 nonces accepted so far
+
+Every change is one atomic Lua script (add, compare-and-set, paid add), so any
+number of servers may race on a job or a nonce. A lost connection is a
+:class:`~mockbankr.errors.StoreUnavailable` (the server's 503); redis-py connects
+again on the next command, so the server serves again once Redis is back.
+
+Example::
+
+    store = await RedisStore.connect("redis://127.0.0.1:6379/0")
+    await store.add(job)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import weakref
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from typing import Any, Final, ParamSpec, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+from mockbankr.clock import real_io
+from mockbankr.errors import ConfigError, StoreUnavailable
+from mockbankr.jobs import JobRecord
+from mockbankr.ledger import LedgerEntry
+
+__all__ = ["RedisStore", "decode_job", "encode_job", "redact"]
+
+#: Seconds to connect, and to wait for one answer: a lost or frozen Redis is a quick 503.
+CONNECT_TIMEOUT: Final = 1.0
+COMMAND_TIMEOUT: Final = 2.0
+#: Records read per round trip when scanning.
+_SCAN_CHUNK: Final = 1000
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+# A record is a msgpack array of its fields (no field names): about 130 bytes.
+_FIELDS = msgspec.structs.fields(JobRecord)
+_JobTuple: Any = tuple.__class_getitem__(tuple(field.type for field in _FIELDS))
+_encode = msgspec.msgpack.Encoder().encode
+_decode_job_tuple: Callable[[bytes], tuple[Any, ...]] = msgspec.msgpack.Decoder(_JobTuple).decode
+_decode_entry = msgspec.msgpack.Decoder(LedgerEntry).decode
+
+
+def encode_job(job: JobRecord) -> bytes:
+    """A record's compact msgpack form (an array of its fields, in order)."""
+    return _encode(msgspec.structs.astuple(job))
+
+
+def decode_job(data: bytes | str) -> JobRecord:
+    """The record :func:`encode_job` encoded (redis-py types its replies ``bytes | str``)."""
+    return JobRecord(*_decode_job_tuple(cast(bytes, data)))
+
+
+# KEYS: jobs, order. ARGV: id, record. A new id is stored and appended to the order.
+_ADD = """
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
+  redis.call('RPUSH', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+# KEYS: jobs. ARGV: id, old record, new record. Swap only if the stored one is still old.
+_REPLACE = """
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+"""
+# KEYS: jobs, order, ledger, nonces. ARGV: id, record, entry, nonce.
+_ADD_PAID = """
+if redis.call('SISMEMBER', KEYS[4], ARGV[4]) == 1 then
+  return 0
+end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then
+  return 0
+end
+redis.call('SADD', KEYS[4], ARGV[4])
+redis.call('RPUSH', KEYS[3], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+return 1
+"""
+
+
+def redact(url: str) -> str:
+    """``url`` without its password (what errors and logs may show)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _unavailable(
+    method: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, Coroutine[Any, Any, _T]]:
+    """A store operation: real I/O (a virtual clock waits for it), and a lost or timed-out
+    connection is a :class:`StoreUnavailable`."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            with real_io():
+                return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            store = args[0]
+            assert isinstance(store, RedisStore)
+            raise StoreUnavailable(store.url, str(exc) or type(exc).__name__) from exc
+
+    return wrapper
+
+
+class RedisStore:
+    """A :class:`~mockbankr.store.JobStore` on Redis, shared by every server on it.
+
+    ``prefix`` is the hash tag of every key (``{mockbankr}:jobs``, ...): servers on one
+    Redis with the same prefix share one population. A client is made per event loop
+    (redis-py's connections belong to the loop that opened them); :meth:`aclose`
+    closes the running loop's.
+
+    Example::
+
+        store = await RedisStore.connect("redis://127.0.0.1:6379/0")
+    """
+
+    def __init__(self, url: str, *, prefix: str = "mockbankr") -> None:
+        if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+            raise ConfigError(f"--store must be memory or redis://host:port/db, got {url!r}")
+        self.url = redact(url)
+        self._url = url
+        tag = "{" + prefix + "}:"
+        self.keys = _Keys(tag)
+        self._conns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Conn] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    @classmethod
+    async def connect(cls, url: str, *, prefix: str = "mockbankr") -> RedisStore:
+        """A store on ``url``, checked with a PING: an unreachable one is a
+        :class:`StoreUnavailable` naming the URL."""
+        store = cls(url, prefix=prefix)
+        await store.ping()
+        return store
+
+    async def _conn(self) -> _Conn:
+        """The running event loop's client and scripts (made on first use).
+
+        An async generator holds each one open: the loop closes it on its way out
+        (``loop.shutdown_asyncgens()``, which ``asyncio.run`` and every runner call),
+        so no connection outlives its loop unclosed.
+        """
+        loop = asyncio.get_running_loop()
+        conn = self._conns.get(loop)
+        if conn is None:
+            conn = self._conns[loop] = _Conn(self._url)
+            await conn.keeper.asend(None)
+        return conn
+
+    @_unavailable
+    async def ping(self) -> None:
+        """Check Redis answers (an unreachable one is a StoreUnavailable naming the URL)."""
+        await (await self._conn()).client.ping()
+
+    async def aclose(self) -> None:
+        """Close the running loop's client now (the others close with their loops)."""
+        conn = self._conns.pop(asyncio.get_running_loop(), None)
+        if conn is not None:
+            await conn.keeper.aclose()
+
+    @_unavailable
+    async def next_seq(self) -> int:
+        return int(await (await self._conn()).client.incr(self.keys.seq)) - 1
+
+    @_unavailable
+    async def add(self, job: JobRecord) -> bool:
+        script = (await self._conn()).add
+        keys = [self.keys.jobs, self.keys.order]
+        args: list[str | bytes] = [job.id, encode_job(job)]
+        return bool(await script(keys=keys, args=args))
+
+    @_unavailable
+    async def get(self, job_id: str) -> JobRecord | None:
+        data = await (await self._conn()).client.hget(self.keys.jobs, job_id)
+        return None if data is None else decode_job(data)
+
+    @_unavailable
+    async def replace(self, old: JobRecord, new: JobRecord) -> bool:
+        if old.id != new.id:
+            return False
+        script = (await self._conn()).replace
+        args: list[str | bytes] = [old.id, encode_job(old), encode_job(new)]
+        return bool(await script(keys=[self.keys.jobs], args=args))
+
+    @_unavailable
+    async def scan(
+        self, predicate: Callable[[JobRecord], bool], *, offset: int, limit: int
+    ) -> tuple[list[JobRecord], int]:
+        client = (await self._conn()).client
+        page: list[JobRecord] = []
+        total = 0
+        start = 0
+        while True:
+            ids = await client.lrange(self.keys.order, start, start + _SCAN_CHUNK - 1)
+            if not ids:
+                return page, total
+            start += len(ids)
+            for data in await client.hmget(self.keys.jobs, ids):
+                if data is None:  # cleared meanwhile
+                    continue
+                job = decode_job(data)
+                if not predicate(job):
+                    continue
+                if offset <= total < offset + limit:
+                    page.append(job)
+                total += 1
+
+    @_unavailable
+    async def count(self) -> int:
+        return int(await (await self._conn()).client.hlen(self.keys.jobs))
+
+    @_unavailable
+    async def add_paid(self, job: JobRecord, payment: LedgerEntry) -> bool:
+        script = (await self._conn()).add_paid
+        keys = [self.keys.jobs, self.keys.order, self.keys.ledger, self.keys.nonces]
+        args: list[str | bytes] = [job.id, encode_job(job), _encode(payment), payment.nonce]
+        return bool(await script(keys=keys, args=args))
+
+    @_unavailable
+    async def ledger(self) -> list[LedgerEntry]:
+        found = await (await self._conn()).client.lrange(self.keys.ledger, 0, -1)
+        return [_decode_entry(cast(bytes, data)) for data in found]
+
+    @_unavailable
+    async def clear(self) -> None:
+        k = self.keys
+        await (await self._conn()).client.delete(k.seq, k.jobs, k.order, k.ledger, k.nonces)
+
+
+class _Conn:
+    """One event loop's client and its registered scripts."""
+
+    def __init__(self, url: str) -> None:
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT,
+            socket_timeout=COMMAND_TIMEOUT,
+            # One attempt: a lost Redis answers 503 now, not after a backoff.
+            retry=Retry(NoBackoff(), 0),
+        )
+        self.add: AsyncScript = self.client.register_script(_ADD)
+        self.replace: AsyncScript = self.client.register_script(_REPLACE)
+        self.add_paid: AsyncScript = self.client.register_script(_ADD_PAID)
+        self.keeper = self._keep()
+
+    async def _keep(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self.client.aclose()
+
+
+class _Keys:
+    """The Redis key names of one prefix."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        self.seq = tag + "seq"
+        self.jobs = tag + "jobs"
+        self.order = tag + "order"
+        self.ledger = tag + "ledger"
+        self.nonces = tag + "nonces"
