@@ -95,7 +95,6 @@ async def fleet(
     by_agent: dict[int, list[Task]] = {}
     for task in tasks:
         by_agent.setdefault(task.agent, []).append(task)
-    http = httpx.AsyncClient(transport=transport)
 
     async def agent(index: int, mine: list[Task]) -> None:
         identity = AgentIdentity(
@@ -117,7 +116,7 @@ async def fleet(
                 policy,
                 identity,
                 task.prompt,
-                http=http,
+                transport=transport,
                 client=client,
                 base_url=base_url,
                 clock=clock,
