@@ -18,6 +18,7 @@ Three figures, each against a baseline measured in the same run:
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import socket
@@ -75,7 +76,15 @@ async def _bare(requests: int, concurrency: int) -> float:
         return time.perf_counter() - started
 
 
+def _quiet_httpx() -> None:
+    """``make bench`` logs at INFO, and httpx.AsyncClient logs every request there (through
+    rich): the bare baseline would pay for that and the agents (which send straight to the
+    transport) would not. Neither logs here."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
 def _in_process() -> list[Figure]:
+    _quiet_httpx()
     spec = parse_experiment(_spec(FLEET, 10.0))
     table = load_timing()
     tasks = plan_tasks(spec, table)
