@@ -310,12 +310,18 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(
                 f"this transport talks to {self._host}:{self._port} only, not {url.host}"
             )
+        if request.method in ("HEAD", "CONNECT"):
+            # Their answers have no body whatever their headers say: not for this parser.
+            raise httpx.UnsupportedProtocol(f"this transport does not send {request.method}")
         lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
-        has_length = False
+        has_host = has_length = False
         for name, value in request.headers.raw:
-            if name.lower() == b"content-length":
-                has_length = True
+            lowered = name.lower()
+            has_host = has_host or lowered == b"host"
+            has_length = has_length or lowered == b"content-length"
             lines.append(b"%s: %s\r\n" % (name, value))
+        if not has_host:
+            lines.insert(1, b"Host: %s\r\n" % url.netloc)
         if length and not has_length:
             lines.append(b"Content-Length: %d\r\n" % length)
         lines.append(b"\r\n")

@@ -308,3 +308,31 @@ def test_another_origin_is_refused() -> None:
             await transport.handle_async_request(request)
 
     asyncio.run(main())
+
+
+def test_a_request_without_host_or_length_gets_them() -> None:
+    async def main() -> None:
+        async with serving(ok) as (url, server):
+            transport = LeanTransport(url, max_connections=1)
+            bare = httpx.Request(
+                "POST", url + "/agent/prompt", stream=httpx.ByteStream(b'{"prompt":"x"}')
+            )
+            bare.headers = httpx.Headers()  # as a hand-made request may come
+            await send(transport, bare)
+            await transport.aclose()
+        sent = server.requests[0]
+        head = sent.split(b"\r\n\r\n")[0].split(b"\r\n")
+        assert head[1] == b"Host: " + url.removeprefix("http://").encode()
+        assert b"Content-Length: 14" in head
+        assert sent.endswith(b'{"prompt":"x"}')
+
+    asyncio.run(main())
+
+
+def test_head_is_refused_rather_than_left_waiting_for_a_body() -> None:
+    async def main() -> None:
+        transport = LeanTransport("http://127.0.0.1:1", max_connections=1)
+        with pytest.raises(httpx.UnsupportedProtocol, match="HEAD"):
+            await transport.handle_async_request(httpx.Request("HEAD", "http://127.0.0.1:1/"))
+
+    asyncio.run(main())
