@@ -216,7 +216,11 @@ def create_app(
         quota.clear()
         book.reset()
 
-    counters: RequestCounters | None = MemoryCounters() if settings.metrics else None
+    counters: RequestCounters | None = None
+    if settings.metrics:
+        # A shared store counts requests where every server's scrape sees them.
+        shared_counters = getattr(store, "request_counters", None)
+        counters = shared_counters() if shared_counters is not None else MemoryCounters()
     reset_hooks: list[Callable[[], Awaitable[None]]] = [clear_limits]
     if counters is not None:
         reset_hooks.append(counters.clear)
@@ -248,6 +252,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         lifetime.stop()  # a server stopping without a GracefulServer (granian) ends hangs
+        if counters is not None and counters.flush_due:
+            await counters.flush()  # what this server counted last
         close = getattr(store, "aclose", None)
         if close is not None:  # a shared store's connections of this event loop
             await close()

@@ -26,7 +26,6 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,7 +34,7 @@ import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockbankr import wire
-from mockbankr.clock import Clock
+from mockbankr.clock import Clock, ClockTimeout
 from mockbankr.errors import ApiError
 
 __all__ = [
@@ -263,15 +262,16 @@ class RequestGuard:
 
 
 async def _within(awaitable: Any, clock: Clock, seconds: float) -> Message | None:
-    """The message ``awaitable`` gives, or ``None`` if it takes ``seconds`` on ``clock``."""
-    task: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
-    timer: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep(seconds))
+    """The message ``awaitable`` gives, or ``None`` if it takes ``seconds`` on ``clock``.
+
+    No task per call: the wait runs inline under a clock timer (see :class:`ClockTimeout`).
+    """
+    deadline = ClockTimeout(clock, seconds)
     try:
-        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-    if task in done:
-        message: Message = task.result()
-        return message
-    task.cancel()
-    return None
+        async with deadline:
+            message: Message = await awaitable
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        return None
+    return message

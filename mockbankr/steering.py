@@ -298,6 +298,8 @@ class SteeringMiddleware:
                 )
                 if ctx.rule_id is not None:
                     self.counters.count_fault(ctx.rule_id)
+                if self.counters.flush_due:  # a shared store's counters (the answer is sent)
+                    await self.counters.flush()
             if self.log_requests:
                 self._log(handle)
 
