@@ -35,7 +35,7 @@ import httpx
 
 from mockbankr.errors import ConfigError
 
-__all__ = ["KEEPALIVE_EXPIRY", "MAX_BODY", "MAX_HEAD", "LeanTransport", "lean_transport"]
+__all__ = ["KEEPALIVE_EXPIRY", "LeanTransport", "MAX_BODY", "MAX_HEAD", "lean_transport"]
 
 #: The most bytes a response's status line and headers may take.
 MAX_HEAD = 64 * 1024
