@@ -11,7 +11,6 @@ how they carry these effects out (blocking vs ``await``), so no logic exists twi
 from __future__ import annotations
 
 import functools
-import json as json_module
 import math
 import os
 import random
@@ -23,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 
 from bankr_client._poll import Deadline, Poller
+from bankr_client._requests import build_request, parse_url
 from bankr_client._version import __version__
 from bankr_client._wire import (
     error_from_response,
@@ -174,16 +174,6 @@ def _clock_class(kind: type) -> bool:
     return issubclass(kind, Clock)
 
 
-@functools.lru_cache(maxsize=4096)
-def parse_url(url: str) -> httpx.URL:
-    """``httpx.URL(url)``, remembered: parsing is most of what building a request costs.
-
-    An ``httpx.URL`` is immutable, so one parsed URL serves every request to it (a job's
-    polls, every agent's prompts); the cache is bounded, so unbounded job ids cannot grow it.
-    """
-    return httpx.URL(url)
-
-
 def validate_wait(interval: float, max_attempts: int, timeout: float) -> None:
     """Reject nonsense polling arguments before any request is sent."""
     _positive("interval", interval, allow_zero=True)
@@ -228,27 +218,9 @@ class Core:
         timeout: float,
         json: Any = None,
     ) -> httpx.Request:
-        # The request httpx would build from json=, built directly: with the body's headers
-        # given and its stream read, httpx skips its header bookkeeping (half of the cost).
-        fields = {**self._headers, **headers}
-        body = b""
-        if json is not None:
-            body = json_module.dumps(
-                json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-            ).encode("utf-8")
-            fields["Content-Length"] = str(len(body))
-            fields["Content-Type"] = "application/json"
-        elif method in ("POST", "PUT", "PATCH"):
-            fields["Content-Length"] = "0"
-        request = httpx.Request(
-            method,
-            parse_url(self.settings.base_url + path),
-            headers=fields,
-            stream=httpx.ByteStream(body),
-            extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+        return build_request(
+            method, self.settings.base_url + path, {**self._headers, **headers}, timeout, json
         )
-        request.read()
-        return request
 
     def _timeout(self, deadline: Deadline | None) -> float | None:
         """The next request's timeout, capped by the time left; ``None`` when none is left."""

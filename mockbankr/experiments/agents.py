@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json as json_module
 import random
 from collections.abc import Generator
 from typing import Any
@@ -40,7 +39,8 @@ from bankr_client import (
     RetryPolicy,
     X402Auth,
 )
-from bankr_client._core import Send, Sleep, parse_url
+from bankr_client._core import Send, Sleep
+from bankr_client._requests import build_request, parse_url, send_direct
 
 from mockbankr.experiments.spec import NaivePolicy, Policy, ReferencePolicy
 
@@ -51,7 +51,6 @@ __all__ = [
     "retry_policy",
     "run_task",
     "run_task_sync",
-    "send_direct",
 ]
 
 Auth = ApiKeyAuth | X402Auth
@@ -82,48 +81,10 @@ class AgentIdentity:
 
 
 def _send(method: str, url: str, headers: dict[str, str], timeout: float, json: Any = None) -> Send:
-    """The request httpx builds from ``json=``, built as the reference client builds it (a
-    remembered URL, the body's headers given): a fleet sends thousands."""
-    parsed = parse_url(url)
-    fields = {"Host": parsed.netloc.decode("ascii"), **headers}
-    body = b""
-    if json is not None:
-        body = json_module.dumps(
-            json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
-        fields["Content-Length"] = str(len(body))
-        fields["Content-Type"] = "application/json"
-    elif method == "POST":
-        fields["Content-Length"] = "0"
-    request = httpx.Request(
-        method,
-        parsed,
-        headers=fields,
-        stream=httpx.ByteStream(body),
-        extensions={"timeout": httpx.Timeout(timeout).as_dict()},
-    )
-    request.read()
-    return Send(request)
-
-
-async def send_direct(
-    transport: httpx.AsyncBaseTransport, request: httpx.Request
-) -> httpx.Response:
-    """``request`` through ``transport``, its body read: ``httpx.AsyncClient.send`` without
-    the auth, redirect, cookie and hook machinery the naive pattern does not use (a sixth of
-    a fleet's CPU in-process)."""
-    try:
-        response = await transport.handle_async_request(request)
-    except httpx.RequestError as exc:
-        exc.request = request
-        raise
-    response.request = request
-    try:
-        await response.aread()
-    except BaseException:
-        await response.aclose()
-        raise
-    return response
+    """The request as the reference client builds it (a remembered URL, the body's headers
+    given): a fleet sends thousands."""
+    fields = {"Host": parse_url(url).netloc.decode("ascii"), **headers}
+    return Send(build_request(method, url, fields, timeout, json))
 
 
 class _Refused(Exception):
