@@ -339,7 +339,7 @@ def control_schemas() -> dict[str, Schema]:
             duplicateCount=COUNT,
             duplicateExtraAtomic=ATOMIC,
             duplicateExtraUsdc=USDC,
-            entries=array(ref("LedgerEntry")),
+            entries=Opt(array(ref("LedgerEntry"))),  # absent with ?entries=false
         ),
         "Verdicts": _verdicts(),
     }

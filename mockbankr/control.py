@@ -47,6 +47,9 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 #: The most journal entries one read may ask for (the journal keeps ``--journal-size``).
 MAX_JOURNAL_LIMIT = 1_000_000
 
+#: Up to this many paid jobs, the ledger reads each one; beyond, it walks the store once.
+_LEDGER_LOOKUPS = 100
+
 
 def _bad(message: str) -> ApiError:
     return ApiError(400, "Invalid request", message)
@@ -399,14 +402,35 @@ class ControlApi:
     # -- ledger ---------------------------------------------------------------
 
     async def get_ledger(self, request: Request) -> Response:
-        entries = await self.sim.store.ledger()
+        params = request.query_params
+        unknown = set(params) - {"entries"}
+        if unknown:
+            raise _bad(f"unknown parameter {sorted(unknown)[0]!r}; the ledger takes entries")
+        listed = params.get("entries", "true")
+        if listed not in ("true", "false"):
+            raise _bad(f"entries must be true or false, got {listed!r}")
+        store = self.sim.store
+        entries = await store.ledger()
         now = self.sim.clock.now()
         statuses: dict[str, str] = {}
-        for entry in entries:
-            job = await self.sim.store.get(entry.job_id)
-            if job is not None:
-                statuses[entry.job_id] = status_of(job, now).value
-        return JSONResponse(summarize(entries, statuses))
+        paid = {entry.job_id for entry in entries}
+        if len(paid) <= _LEDGER_LOOKUPS:
+            for job_id in paid:
+                job = await store.get(job_id)
+                if job is not None:
+                    statuses[job_id] = status_of(job, now).value
+        else:  # many paid jobs: one walk of the store beats a round trip per job
+
+            def visit(job: JobRecord) -> bool:
+                if job.id in paid:
+                    statuses[job.id] = status_of(job, now).value
+                return False  # keep nothing: the walk only reads
+
+            await store.scan(visit, offset=0, limit=1)
+        summary = summarize(entries, statuses)
+        if listed == "false":
+            del summary["entries"]
+        return JSONResponse(summary)
 
     # -- reset ----------------------------------------------------------------
 

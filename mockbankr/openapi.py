@@ -504,7 +504,15 @@ def _control_operations() -> dict[str, Schema]:
             query=_verdict_params(),
         ),
         "GET /__mock/ledger": _op(
-            "What the x402 prompts would have cost", {200: ("Summary", ref("LedgerSummary"))}
+            "What the x402 prompts would have cost",
+            {200: ("Summary", ref("LedgerSummary")), 400: BAD},
+            query=[
+                _query(
+                    "entries",
+                    {**enum_of("true", "false"), "default": "true"},
+                    "list every entry (false: the totals and duplicates only)",
+                )
+            ],
         ),
         "POST /__mock/reset": _op(
             "Forget jobs, journal, ledger and limits; back to the start rules and keys;"

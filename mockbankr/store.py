@@ -11,15 +11,20 @@ and no change to the core.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from mockbankr.errors import ConfigError
 from mockbankr.jobs import JobRecord
 from mockbankr.ledger import LedgerEntry
 
-__all__ = ["JobStore", "MemoryStore", "REDIS_EXTRA_HINT", "open_store"]
+__all__ = ["REDIS_EXTRA_HINT", "SCAN_SLICE", "JobStore", "MemoryStore", "open_store"]
+
+#: Jobs the memory store's scan reads between two yields to the event loop, so that a
+#: walk of every job (a metrics scrape, a filtered page) holds no other request for long.
+SCAN_SLICE = 2048
 
 #: What ``--store redis://...`` says when the ``mockbankr[redis]`` extra is missing.
 REDIS_EXTRA_HINT = "--store redis://... needs the redis extra: pip install 'mockbankr[redis]'"
@@ -111,13 +116,16 @@ class MemoryStore:
     async def scan(
         self, predicate: Callable[[JobRecord], bool], *, offset: int, limit: int
     ) -> tuple[list[JobRecord], int]:
-        matching: Iterable[JobRecord] = filter(predicate, self._jobs.values())
+        jobs = list(self._jobs.values())  # a snapshot: what is added meanwhile is not seen
         page: list[JobRecord] = []
         total = 0
-        for job in matching:
-            if offset <= total < offset + limit:
-                page.append(job)
-            total += 1
+        for start in range(0, len(jobs), SCAN_SLICE):
+            if start:  # let other requests in: a walk of 100,000 jobs is ~50 slices
+                await asyncio.sleep(0)
+            for job in filter(predicate, jobs[start : start + SCAN_SLICE]):
+                if offset <= total < offset + limit:
+                    page.append(job)
+                total += 1
         return page, total
 
     async def count(self) -> int:

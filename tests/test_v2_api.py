@@ -664,6 +664,40 @@ def test_failed_and_cancelled_jobs_still_cost_the_price(
     assert [e["jobId"] for e in summary["entries"]] == [done, failed, cancelled]
 
 
+@pytest.mark.parametrize("lookups", [100, 1], ids=["a-read-per-job", "one-walk-of-the-store"])
+def test_the_ledger_summary_without_its_entries_has_the_same_totals(
+    web: tuple[httpx.Client, VirtualClock], monkeypatch: pytest.MonkeyPatch, lookups: int
+) -> None:
+    monkeypatch.setattr("mockbankr.control._LEDGER_LOOKUPS", lookups)
+    http, clock = web
+    done = paid(http, clock)
+    paid(http, clock, prompt="Check my balance")
+    force(http, done, outcome="failed", error="no liquidity", finish_in=1)
+    clock.advance(1)
+
+    full = ledger(http)
+    response = http.get("/__mock/ledger", params={"entries": "false"})
+
+    assert response.status_code == 200
+    summary = response.json()
+    assert "entries" not in summary
+    assert len(full["entries"]) == 2
+    assert summary == {name: value for name, value in full.items() if name != "entries"}
+    by_status = _by_status(summary)
+    assert by_status["failed"] == 1  # read from the jobs
+    assert sum(by_status.values()) == 2
+
+
+@pytest.mark.parametrize("query", [{"entries": "no"}, {"entries": ""}, {"limit": "1"}])
+def test_a_bad_ledger_query_is_a_400_naming_it(
+    web: tuple[httpx.Client, VirtualClock], query: dict[str, str]
+) -> None:
+    http, _ = web
+    response = http.get("/__mock/ledger", params=query)
+    assert response.status_code == 400
+    assert next(iter(query)) in response.json()["message"]
+
+
 @pytest.mark.parametrize(
     ("gap", "flagged"), [(0.0, True), (59.5, True), (60.0, True), (60.5, False), (600.0, False)]
 )

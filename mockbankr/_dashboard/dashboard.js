@@ -191,7 +191,7 @@ async function refreshJournal() {
 // -- ledger -----------------------------------------------------------------------
 
 async function refreshLedger() {
-  const ledger = await api("GET", "/__mock/ledger");
+  const ledger = await api("GET", "/__mock/ledger?entries=false");
   $("ledger-count").textContent = ledger.count;
   $("ledger-total").textContent = ledger.totalUsdc;
   $("ledger-duplicates").textContent = ledger.duplicateCount;
