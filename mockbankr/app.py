@@ -35,6 +35,8 @@ from mockbankr.limits import DailyLimit
 from mockbankr.openapi import openapi_endpoint
 from mockbankr.rules import RuleSet, check_categories
 from mockbankr.settings import Settings
+from mockbankr.shared import SharedState, StateBackend
+from mockbankr.sharing import SharedStateMiddleware
 from mockbankr.steering import ConnectionDropped, SteeringMiddleware
 from mockbankr.store import JobStore
 from mockbankr.timing import TimingTable, load_timing
@@ -225,6 +227,9 @@ def create_app(
         log_requests=settings.log_requests,
         lifetime=lifetime,
     )
+    if isinstance(store, StateBackend):  # a shared store: the clock, rules and limits too
+        shared = SharedState(store, clock=clock, rules=rules, limits=quota)
+        app.add_middleware(SharedStateMiddleware, shared=shared)
     # Outermost (added last): bounds every request before anything reads it.
     app.add_middleware(
         RequestGuard,

@@ -138,6 +138,9 @@ class ScaledClock:
         self._sim0 = min(time.time() if start is None else float(start), CLOCK_LIMIT)
         self._changed = threading.Condition()
         self._sleepers: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        #: Counts the changes made here (speed, advance, reset), not those loaded by
+        #: :meth:`set_anchor`: a shared clock publishes a change when it moves.
+        self.revision = 0
 
     @property
     def speed(self) -> float:
@@ -172,7 +175,23 @@ class ScaledClock:
         self._speed = self._initial_speed
         self._notify()
 
-    def _notify(self) -> None:
+    def anchor(self) -> tuple[float, float, float]:
+        """``(simulated, wall, speed)``: at wall time ``wall`` (unix seconds) simulated time
+        was ``simulated``, and runs ``speed`` times faster since. Another process (or host,
+        with synchronised wall clocks) given it by :meth:`set_anchor` runs in step."""
+        wall = time.time() - (time.monotonic() - self._wall0)
+        return self._sim0, wall, self._speed
+
+    def set_anchor(self, simulated: float, wall: float, speed: float) -> None:
+        """Run from an :meth:`anchor` of another clock (sleepers re-plan, as after a change)."""
+        self._wall0 = time.monotonic() - (time.time() - wall)
+        self._sim0 = min(float(simulated), CLOCK_LIMIT)
+        self._speed = _check_speed(speed)
+        self._notify(changed=False)
+
+    def _notify(self, *, changed: bool = True) -> None:
+        if changed:
+            self.revision += 1
         with self._changed:
             self._changed.notify_all()
         for loop, fut in list(self._sleepers):

@@ -27,9 +27,10 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import weakref
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import Any, Final, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -45,6 +46,7 @@ from mockbankr.clock import real_io
 from mockbankr.errors import ConfigError, StoreUnavailable
 from mockbankr.jobs import JobRecord
 from mockbankr.ledger import LedgerEntry
+from mockbankr.shared import AREAS
 
 __all__ = ["RedisStore", "decode_job", "encode_job", "redact"]
 
@@ -104,6 +106,32 @@ redis.call('RPUSH', KEYS[3], ARGV[3])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('RPUSH', KEYS[2], ARGV[1])
 return 1
+"""
+
+# KEYS: versions, blob, counts. ARGV: area, data, if_absent (0/1), then uid, count pairs
+# (only for the rules: counters of new rules start, those of dropped rules go).
+_WRITE = """
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  return tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+end
+redis.call('SET', KEYS[2], ARGV[2])
+if #ARGV > 3 or ARGV[1] == 'rules' then
+  local keep = {}
+  for i = 4, #ARGV, 2 do
+    keep[ARGV[i]] = true
+    redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
+  end
+  for _, uid in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if not keep[uid] then redis.call('HDEL', KEYS[3], uid) end
+  end
+end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+"""
+# KEYS: counts. ARGV: uid. One firing of a counted rule, if any is left.
+_CLAIM = """
+local left = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if left <= 0 then return -1 end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 """
 
 
@@ -206,7 +234,13 @@ class RedisStore:
 
     @_unavailable
     async def get(self, job_id: str) -> JobRecord | None:
-        data = await (await self._conn()).client.hget(self.keys.jobs, job_id)
+        fetched = _prefetched.get()
+        data: bytes | str | None
+        if fetched is not None and fetched[0] == job_id:
+            _prefetched.set(None)  # once: a retried compare-and-set reads afresh
+            data = fetched[1]
+        else:
+            data = await (await self._conn()).client.hget(self.keys.jobs, job_id)
         return None if data is None else decode_job(data)
 
     @_unavailable
@@ -256,10 +290,67 @@ class RedisStore:
         found = await (await self._conn()).client.lrange(self.keys.ledger, 0, -1)
         return [_decode_entry(cast(bytes, data)) for data in found]
 
+    # -- the shared areas (mockbankr.shared.StateBackend) ---------------------------------
+
+    @_unavailable
+    async def versions(self, job_id: str | None) -> dict[str, int]:
+        client = (await self._conn()).client
+        if job_id is None:
+            found = await client.hmget(self.keys.versions, AREAS)
+        else:
+            pipe = client.pipeline(transaction=False)
+            pipe.hmget(self.keys.versions, AREAS)
+            pipe.hget(self.keys.jobs, job_id)
+            found, job = await pipe.execute()
+            _prefetched.set((job_id, job))
+        return {name: int(v) for name, v in zip(AREAS, found, strict=True) if v is not None}
+
+    @_unavailable
+    async def read(self, area: str) -> tuple[int, bytes | None]:
+        pipe = (await self._conn()).client.pipeline(transaction=True)
+        pipe.hget(self.keys.versions, area)
+        pipe.get(self.keys.area(area))
+        version, data = await pipe.execute()
+        return int(version or 0), data
+
+    @_unavailable
+    async def write(
+        self,
+        area: str,
+        data: bytes,
+        *,
+        if_absent: bool = False,
+        counts: Mapping[str, int] | None = None,
+    ) -> int:
+        args: list[str | bytes | int] = [area, data, "1" if if_absent else "0"]
+        for uid, left in (counts or {}).items():
+            args += [uid, left]
+        keys = [self.keys.versions, self.keys.area(area), self.keys.counts]
+        return int(await (await self._conn()).write(keys=keys, args=args))
+
+    @_unavailable
+    async def claim(self, uid: str) -> int:
+        return int(await (await self._conn()).claim(keys=[self.keys.counts], args=[uid]))
+
+    @_unavailable
+    async def counts(self) -> dict[str, int]:
+        found = await (await self._conn()).client.hgetall(self.keys.counts)
+        return {_text(uid): int(left) for uid, left in found.items()}
+
     @_unavailable
     async def clear(self) -> None:
         k = self.keys
         await (await self._conn()).client.delete(k.seq, k.jobs, k.order, k.ledger, k.nonces)
+
+
+#: A job fetched with the versions, for the same request's first read of it.
+_prefetched: contextvars.ContextVar[tuple[str, bytes | None] | None] = contextvars.ContextVar(
+    "mockbankr_prefetched", default=None
+)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class _Conn:
@@ -276,6 +367,8 @@ class _Conn:
         self.add: AsyncScript = self.client.register_script(_ADD)
         self.replace: AsyncScript = self.client.register_script(_REPLACE)
         self.add_paid: AsyncScript = self.client.register_script(_ADD_PAID)
+        self.write: AsyncScript = self.client.register_script(_WRITE)
+        self.claim: AsyncScript = self.client.register_script(_CLAIM)
         self.keeper = self._keep()
 
     async def _keep(self) -> AsyncGenerator[None, None]:
@@ -295,3 +388,8 @@ class _Keys:
         self.order = tag + "order"
         self.ledger = tag + "ledger"
         self.nonces = tag + "nonces"
+        self.versions = tag + "versions"
+        self.counts = tag + "rule_left"
+
+    def area(self, name: str) -> str:
+        return self.tag + "area:" + name

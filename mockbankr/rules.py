@@ -23,8 +23,9 @@ from __future__ import annotations
 import fnmatch
 import random
 import re
+import secrets
 import tomllib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -376,11 +377,13 @@ class _Compiled:
     path). A rule that reads the prompt can only match the prompt paths.
     """
 
-    __slots__ = ("key", "method", "path", "prefixes", "prompt", "remaining", "rule")
+    __slots__ = ("key", "method", "path", "prefixes", "prompt", "remaining", "rule", "uid")
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, uid: str | None = None) -> None:
         self.rule = rule
         self.remaining = rule.times
+        #: Names this rule's ``times`` counter in a shared store: unique per added rule.
+        self.uid = uid or secrets.token_hex(8)
         m = rule.match
         self.method = m.method.upper() if m.method is not None else None
         self.key = m.key
@@ -410,6 +413,11 @@ class _Compiled:
         )
 
 
+class _Exported(msgspec.Struct):
+    next: int
+    rules: list[tuple[str, Rule]]
+
+
 class _Candidates(NamedTuple):
     """The rules a (method, key) could match, and the union of their path prefixes."""
 
@@ -436,6 +444,11 @@ class RuleSet:
         self.needs_prompt = False
         #: Whether there is any rule at all: the steering layer's first, cheapest test.
         self.active = False
+        #: Counts the changes made here (add, remove, clear, reset), not :meth:`load`.
+        self.revision = 0
+        #: Takes one firing of a counted rule (its ``uid``) from a shared counter: the new
+        #: count, or -1 when none is left. ``None``: this set counts alone (:meth:`pick`).
+        self.claim: Callable[[str], Awaitable[int]] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -473,12 +486,39 @@ class RuleSet:
         self._refresh()
 
     def _refresh(self) -> None:
+        self.revision += 1
         self._index = {}
         self.active = bool(self._rules)
         self.needs_prompt = any(
             c.rule.match.prompt is not None or c.rule.match.category is not None
             for c in self._rules
         )
+
+    def export(self) -> bytes:
+        """The rules, their ids and the next id, for :meth:`load` in another server."""
+        rules = [(c.uid, c.rule) for c in self._rules]
+        return msgspec.msgpack.encode({"next": self._next_id, "rules": rules})
+
+    def load(self, data: bytes, remaining: Mapping[str, int] | None = None) -> None:
+        """Take the rules of an :meth:`export` (and the shared ``remaining`` counts by uid)."""
+        state = msgspec.msgpack.decode(data, type=_Exported)
+        revision = self.revision
+        self._rules = [_Compiled(rule, uid) for uid, rule in state.rules]
+        self._next_id = state.next
+        self._refresh()
+        self.revision = revision  # loaded, not changed here
+        if remaining is not None:
+            self.set_remaining(remaining)
+
+    def counted(self) -> dict[str, int]:
+        """The ``times`` counters left, by rule uid (rules without ``times`` are not counted)."""
+        return {c.uid: c.remaining for c in self._rules if c.remaining is not None}
+
+    def set_remaining(self, remaining: Mapping[str, int]) -> None:
+        """Take shared counts (a rule counted elsewhere fired there)."""
+        for c in self._rules:
+            if c.remaining is not None and c.uid in remaining:
+                c.remaining = max(0, remaining[c.uid])
 
     def listing(self) -> list[dict[str, Any]]:
         """The rules as JSON-ready dicts, each with its ``remaining`` count."""
@@ -521,6 +561,26 @@ class RuleSet:
                 continue
             if compiled.remaining is not None:
                 compiled.remaining -= 1
+            return compiled.rule.action
+        return None
+
+    async def pick_shared(self, req: Request) -> Action | None:
+        """:meth:`pick`, each firing of a counted rule taken from the shared counter
+        (:attr:`claim`) first, so ``times`` holds across every server."""
+        claim = self.claim
+        if claim is None:
+            return self.pick(req)
+        for compiled in self.candidates(req.method, req.key):
+            if compiled.remaining == 0 or not compiled.matches(req):
+                continue
+            p = compiled.rule.probability
+            if p is not None and self._rng.random() >= p:
+                continue
+            if compiled.remaining is not None:
+                left = await claim(compiled.uid)
+                compiled.remaining = max(0, left)
+                if left < 0:
+                    continue  # spent on another server
             return compiled.rule.action
         return None
 

@@ -303,6 +303,8 @@ class SteeringMiddleware:
             prompt=prompt,
             category=self.table.classify(prompt) if prompt is not None else None,
         )
+        if self.rules.claim is not None:  # counted across the servers of a shared store
+            return await self.rules.pick_shared(request), receive
         return self.rules.pick(request), receive
 
     @staticmethod
