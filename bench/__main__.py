@@ -24,6 +24,7 @@ from bench import (
     memory,
     poll,
     rules,
+    scale,
     startup,
     verdicts,
     x402,
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "keys": keys.run,
     "verdicts": verdicts.run,
     "experiment": experiment.run,
+    "scale": scale.run,
 }
 
 logger = logging.getLogger("bench")

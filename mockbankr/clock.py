@@ -20,7 +20,6 @@ and no amount of waiting can push time where it can no longer be printed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as _dt
 import functools
 import heapq
@@ -28,8 +27,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from mockbankr.validate import CLOCK_LIMIT
 
@@ -38,12 +36,12 @@ __all__ = [
     "Clock",
     "DEFAULT_EPOCH",
     "MAX_TIME",
+    "REAL_IO",
     "RealClock",
     "ScaledClock",
     "VirtualClock",
     "iso",
     "perf_seconds",
-    "real_io",
     "wall_time",
 ]
 
@@ -245,22 +243,29 @@ _SETTLE_TICKS = 4
 _real_io = 0
 
 
-@contextlib.contextmanager
-def real_io() -> Iterator[None]:
-    """Mark an await on real I/O (a network round trip): a :class:`VirtualClock` does
-    not count the loop as settled, and so does not jump, until it has returned.
+class _RealIO:
+    """The context of an await on real I/O (see :data:`REAL_IO`)."""
 
-    Example::
+    __slots__ = ()
 
-        with real_io():
-            record = await redis.hget(...)
-    """
-    global _real_io
-    _real_io += 1
-    try:
-        yield
-    finally:
+    def __enter__(self) -> None:
+        global _real_io
+        _real_io += 1
+
+    def __exit__(self, *exc: object) -> None:
+        global _real_io
         _real_io -= 1
+
+
+REAL_IO: Final = _RealIO()
+"""Mark an await on real I/O (a network round trip): a :class:`VirtualClock` does not count
+the loop as settled, and so does not jump, until it has returned. Reentrant, reusable.
+
+Example::
+
+    with REAL_IO:
+        record = await redis.hget(...)
+"""
 
 
 class VirtualClock:

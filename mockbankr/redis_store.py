@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import hashlib
 import weakref
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import Any, Final, ParamSpec, TypeVar, cast
@@ -39,10 +40,11 @@ import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from mockbankr.clock import real_io
+from mockbankr.clock import REAL_IO
 from mockbankr.errors import ConfigError, StoreUnavailable
 from mockbankr.jobs import JobRecord
 from mockbankr.ledger import LedgerEntry
@@ -53,6 +55,8 @@ __all__ = ["RedisStore", "decode_job", "encode_job", "redact"]
 #: Seconds to connect, and to wait for one answer: a lost or frozen Redis is a quick 503.
 CONNECT_TIMEOUT: Final = 1.0
 COMMAND_TIMEOUT: Final = 2.0
+#: Connections to Redis per event loop (one server process): requests in flight at once.
+MAX_CONNECTIONS: Final = 1000
 #: Records read per round trip when scanning.
 _SCAN_CHUNK: Final = 1000
 
@@ -127,6 +131,18 @@ if #ARGV > 3 or ARGV[1] == 'rules' then
 end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 """
+# KEYS: versions, jobs. ARGV: [job id]. Every area's version, then the job (a status poll):
+# one command, one round trip. (A missing value ends Redis's reply array: a missing version
+# is read as 0, a missing job as None.)
+_SYNC = f"""
+local found = redis.call('HMGET', KEYS[1], {", ".join(repr(a) for a in AREAS)})
+for i = 1, #found do
+  if not found[i] then found[i] = '0' end
+end
+if ARGV[1] then found[#found + 1] = redis.call('HGET', KEYS[2], ARGV[1]) end
+return found
+"""
+_SYNC_SHA = hashlib.sha1(_SYNC.encode()).hexdigest()
 # KEYS: counts. ARGV: uid. One firing of a counted rule, if any is left.
 _CLAIM = """
 local left = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
@@ -154,7 +170,7 @@ def _unavailable(
     @functools.wraps(method)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
-            with real_io():
+            with REAL_IO:
                 return await method(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             store = args[0]
@@ -184,6 +200,7 @@ class RedisStore:
         self._url = url
         tag = "{" + prefix + "}:"
         self.keys = _Keys(tag)
+        self._sync_keys = (self.keys.versions, self.keys.jobs)
         self._conns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Conn] = (
             weakref.WeakKeyDictionary()
         )
@@ -203,11 +220,12 @@ class RedisStore:
         (``loop.shutdown_asyncgens()``, which ``asyncio.run`` and every runner call),
         so no connection outlives its loop unclosed.
         """
-        loop = asyncio.get_running_loop()
-        conn = self._conns.get(loop)
-        if conn is None:
-            conn = self._conns[loop] = _Conn(self._url)
-            await conn.keeper.asend(None)
+        conn = self._conns.get(asyncio.get_running_loop())
+        return conn if conn is not None else await self._open()
+
+    async def _open(self) -> _Conn:
+        conn = self._conns[asyncio.get_running_loop()] = _Conn(self._url)
+        await conn.keeper.asend(None)
         return conn
 
     @_unavailable
@@ -294,16 +312,21 @@ class RedisStore:
 
     @_unavailable
     async def versions(self, job_id: str | None) -> dict[str, int]:
-        client = (await self._conn()).client
-        if job_id is None:
-            found = await client.hmget(self.keys.versions, AREAS)
-        else:
-            pipe = client.pipeline(transaction=False)
-            pipe.hmget(self.keys.versions, AREAS)
-            pipe.hget(self.keys.jobs, job_id)
-            found, job = await pipe.execute()
-            _prefetched.set((job_id, job))
-        return {name: int(v) for name, v in zip(AREAS, found, strict=True) if v is not None}
+        conn = await self._conn()
+        args = (
+            (self.keys.versions, self.keys.jobs) if job_id is None else (*self._sync_keys, job_id)
+        )
+        try:
+            found = await conn.command("EVALSHA", _SYNC_SHA, 2, *args)
+        except NoScriptError:  # a restarted Redis: load it again
+            found = await conn.command("EVAL", _SYNC, 2, *args)
+        if job_id is not None:
+            _prefetched.set((job_id, found[len(AREAS)] if len(found) > len(AREAS) else None))
+        versions = {}
+        for name, version in zip(AREAS, found, strict=False):
+            if version is not None:
+                versions[name] = int(version)
+        return versions
 
     @_unavailable
     async def read(self, area: str) -> tuple[int, bytes | None]:
@@ -357,13 +380,18 @@ class _Conn:
     """One event loop's client and its registered scripts."""
 
     def __init__(self, url: str) -> None:
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
+        # The plain pool (a blocking one costs ~50 us per command): one connection per
+        # request in flight, at most MAX_CONNECTIONS (beyond: StoreUnavailable, a 503).
+        pool = aioredis.ConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT,
             # One attempt: a lost Redis answers 503 now, not after a backoff.
             retry=Retry(NoBackoff(), 0),
         )
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self.command: Callable[..., Coroutine[Any, Any, Any]] = self.client.execute_command
         self.add: AsyncScript = self.client.register_script(_ADD)
         self.replace: AsyncScript = self.client.register_script(_REPLACE)
         self.add_paid: AsyncScript = self.client.register_script(_ADD_PAID)
@@ -376,6 +404,7 @@ class _Conn:
             yield
         finally:
             await self.client.aclose()
+            await self.client.connection_pool.disconnect()
 
 
 class _Keys:

@@ -157,6 +157,11 @@ class SharedState:
             if versions.get(name, 0) == 0:
                 await self._publish(name, area, if_absent=True)
 
+    def changed(self) -> bool:
+        """Whether an area changed here since it was last loaded or published (cheap)."""
+        revisions = self._revisions
+        return any(area.revision != revisions[name] for name, area in self._areas.items())
+
     async def after(self) -> None:
         """Publish every area this server changed since it last loaded or published it."""
         for name, area in self._areas.items():

@@ -53,7 +53,7 @@ class SharedStateMiddleware:
             return
 
         async def publishing_send(message: Message) -> None:
-            if message["type"] == "http.response.start":
+            if message["type"] == "http.response.start" and shared.changed():
                 await shared.after()
             await send(message)
 

@@ -245,3 +245,43 @@ def test_a_lost_redis_is_a_503_and_the_server_serves_again(own_redis: RedisServe
         assert server.http.post("/agent/prompt", json=PROMPT, headers=KEY).status_code == 202
     finally:
         server.stop()
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def test_two_workers_on_one_port_serve_one_population(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    server = Served(redis_server.url, "--workers", "2")
+    try:
+        # uvicorn's supervisor runs the two workers (and a resource tracker at most)
+        assert len(_children(server.process.pid)) >= 2
+        ids = [
+            server.http.post("/agent/prompt", json=PROMPT, headers=KEY).json()["jobId"]
+            for _ in range(6)
+        ]
+        # each poll on a fresh connection: the kernel spreads them over both workers
+        for job_id in ids * 3:
+            with httpx.Client(base_url=server.url, timeout=10) as http:
+                assert http.get(f"/agent/job/{job_id}", headers=KEY).status_code == 200
+        assert server.http.get("/__mock/jobs").json()["total"] == 6
+    finally:
+        server.stop()
+    assert server.process.returncode == 0
+
+
+def test_granian_serves_the_same_app_and_stops_on_sigterm() -> None:
+    server = Served("memory", "--server", "granian")
+    try:
+        job_id = server.http.post("/agent/prompt", json=PROMPT, headers=KEY).json()["jobId"]
+        assert server.http.get(f"/agent/job/{job_id}", headers=KEY).json()["jobId"] == job_id
+        assert server.http.post("/__mock/clock", json={"advance": 600}).status_code == 200
+        assert server.http.get(f"/agent/job/{job_id}", headers=KEY).json()["status"] == "completed"
+        started = time.monotonic()
+    finally:
+        server.stop()
+    assert time.monotonic() - started < 15  # the default --graceful-timeout (5 s) and a margin
