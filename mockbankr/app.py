@@ -227,8 +227,8 @@ def create_app(
         log_requests=settings.log_requests,
         lifetime=lifetime,
     )
-    if isinstance(store, StateBackend):  # a shared store: the clock, rules and limits too
-        shared = SharedState(store, clock=clock, rules=rules, limits=quota)
+    if isinstance(store, StateBackend):  # a shared store: the clock, rules, limits, keys too
+        shared = SharedState(store, clock=clock, rules=rules, limits=quota, keys=book)
         app.add_middleware(SharedStateMiddleware, shared=shared)
     # Outermost (added last): bounds every request before anything reads it.
     app.add_middleware(

@@ -1,4 +1,5 @@
-"""Everything else a server knows, shared: the clock, the rules and the daily-limit counters.
+"""Everything else a server knows, shared: the clock, the rules, the daily-limit counters and
+the keys (revocations, rotations).
 
 With a shared store (Redis), N servers behave as one. The truth lives in the store, one
 blob and one version per *area*; each server keeps its local objects (the
@@ -18,7 +19,7 @@ Control-plane changes are last-writer-wins per area. The core knows no store: th
 
 Example::
 
-    shared = SharedState(backend, clock=clock, rules=rules, limits=quota)
+    shared = SharedState(backend, clock=clock, rules=rules, limits=quota, keys=book)
     await shared.before(job_id=None)
     ...
     await shared.after()
@@ -31,6 +32,7 @@ from typing import Protocol, runtime_checkable
 
 import msgspec
 
+from mockbankr.accounts import KeyBook
 from mockbankr.clock import Clock, ScaledClock
 from mockbankr.limits import DailyLimit
 from mockbankr.rules import RuleSet
@@ -38,7 +40,7 @@ from mockbankr.rules import RuleSet
 __all__ = ["AREAS", "SharedState", "StateBackend"]
 
 #: The shared areas, in the order they are read.
-AREAS = ("clock", "rules", "limits")
+AREAS = ("clock", "rules", "limits", "keys")
 
 
 @runtime_checkable
@@ -116,11 +118,19 @@ class SharedState:
     """
 
     def __init__(
-        self, backend: StateBackend, *, clock: Clock, rules: RuleSet, limits: DailyLimit
+        self,
+        backend: StateBackend,
+        *,
+        clock: Clock,
+        rules: RuleSet,
+        limits: DailyLimit,
+        keys: KeyBook | None = None,
     ) -> None:
         self.backend = backend
         self.rules = rules
         areas: dict[str, _Area] = {"rules": rules, "limits": limits}
+        if keys is not None:
+            areas["keys"] = keys
         if isinstance(clock, ScaledClock):
             areas = {"clock": _ClockArea(clock), **areas}
         self._areas = areas

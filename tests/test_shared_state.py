@@ -75,3 +75,17 @@ def test_a_reset_on_one_resets_both(pair: tuple[httpx.Client, httpx.Client]) -> 
     assert a.get("/__mock/rules").json()["rules"] == []
     assert a.get("/__mock/jobs").json()["total"] == 0
     assert a.get("/wallet/me").status_code == 200
+
+
+def test_a_key_revoked_or_rotated_on_one_is_so_on_the_other(
+    pair: tuple[httpx.Client, httpx.Client],
+) -> None:
+    a, b = pair
+    assert b.get("/agent/me").status_code == 200
+    assert a.post("/__mock/keys/revoke", json={"key": "bk_shared"}).status_code == 200
+    assert b.get("/agent/me").status_code == 401
+    other = {"X-API-Key": "bk_other"}
+    rotated = b.post("/__mock/keys/rotate", json={"key": "bk_other", "newKey": "bk_next"})
+    assert rotated.status_code == 200, rotated.text
+    assert a.get("/agent/me", headers=other).status_code == 401
+    assert a.get("/__mock/keys").json() == b.get("/__mock/keys").json()
