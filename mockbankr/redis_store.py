@@ -313,13 +313,8 @@ class RedisStore:
     @_unavailable
     async def versions(self, job_id: str | None) -> dict[str, int]:
         conn = await self._conn()
-        args = (
-            (self.keys.versions, self.keys.jobs) if job_id is None else (*self._sync_keys, job_id)
-        )
-        try:
-            found = await conn.command("EVALSHA", _SYNC_SHA, 2, *args)
-        except NoScriptError:  # a restarted Redis: load it again
-            found = await conn.command("EVAL", _SYNC, 2, *args)
+        keys = self._sync_keys
+        found = await conn.syncs.submit(keys if job_id is None else (*keys, job_id))
         if job_id is not None:
             _prefetched.set((job_id, found[len(AREAS)] if len(found) > len(AREAS) else None))
         versions = {}
@@ -376,6 +371,67 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class _Batch:
+    """The requests' version reads of one loop iteration, sent as one pipeline.
+
+    Under load many requests are in flight at once; each would pay a command's whole
+    client cost (packing, a write, a read, their timeouts). Those that start in the same
+    iteration of the event loop share one round trip instead (auto-pipelining).
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.pending: list[tuple[tuple[str, ...], asyncio.Future[Any]]] = []
+
+    def submit(self, args: tuple[str, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self.pending:
+            loop.call_soon(self._flush)
+        self.pending.append((args, future))
+        return future
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        task = asyncio.ensure_future(self._send(batch))
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
+    async def _send(self, batch: list[tuple[tuple[str, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            with REAL_IO:
+                results = await self._execute(batch, "EVALSHA", _SYNC_SHA)
+                if any(isinstance(r, NoScriptError) for r in results):  # a restarted Redis
+                    results = await self._execute(batch, "EVAL", _SYNC)
+        except BaseException as exc:  # the connection is lost: every request learns it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _execute(
+        self, batch: list[tuple[tuple[str, ...], asyncio.Future[Any]]], command: str, script: str
+    ) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for args, _ in batch:
+            pipe.execute_command(command, script, 2, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+
+
+#: Batches being sent (a task must be referenced until it is done).
+_TASKS: set[asyncio.Task[None]] = set()
+
+
 class _Conn:
     """One event loop's client and its registered scripts."""
 
@@ -397,6 +453,7 @@ class _Conn:
         self.add_paid: AsyncScript = self.client.register_script(_ADD_PAID)
         self.write: AsyncScript = self.client.register_script(_WRITE)
         self.claim: AsyncScript = self.client.register_script(_CLAIM)
+        self.syncs = _Batch(self.client)
         self.keeper = self._keep()
 
     async def _keep(self) -> AsyncGenerator[None, None]:
