@@ -12,9 +12,14 @@ run on a Redis Cluster, all in one slot)::
     {mockbankr}:order   list of job ids in submission order
     {mockbankr}:ledger  list of msgpack LedgerEntry, oldest first
     {mockbankr}:nonces  set of the x402 nonces accepted so far
+    {mockbankr}:versions      hash area -> version (clock, rules, limits, keys)
+    {mockbankr}:area:NAME     an area's blob (see mockbankr.shared)
+    {mockbankr}:rule_left     hash rule uid -> firings left (a rule's ``times``)
 
-Every change is one atomic Lua script (add, compare-and-set, paid add), so any
-number of servers may race on a job or a nonce. A lost connection is a
+Every change is one atomic Lua script (add, compare-and-set, paid add, an area's write,
+a rule's firing), so any number of servers may race on a job, a nonce or a rule. Each
+request's version read is one script call, pipelined with the other requests of the same
+event-loop iteration (:class:`_Batch`). A lost connection is a
 :class:`~mockbankr.errors.StoreUnavailable` (the server's 503); redis-py connects
 again on the next command, so the server serves again once Redis is back.
 
