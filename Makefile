@@ -7,7 +7,7 @@ PEER   := .peer
 
 .PHONY: install run test lint typecheck bench peer sysdeps clean
 # COMMAND=DEBIAN_PACKAGE pairs: the system programs the tests use (see scripts/sysdeps)
-SYSDEPS := node=nodejs npm=npm redis-server=redis-server
+SYSDEPS := node=nodejs npm=npm redis-server=redis-server chromium=chromium
 
 install: $(STAMP)
 

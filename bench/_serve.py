@@ -20,10 +20,12 @@
   shared store, and the shared clock and rules, as ``--store redis://...`` serves them.
 * ``granian``: ``poll`` served by granian (one worker process, which builds the
   population itself) instead of uvicorn; it announces once the worker answers.
+* ``unmetered``: ``poll`` with metrics off (``Settings(metrics=False)``, ``--no-metrics``):
+  no request counters, the baseline of the metrics benchmark.
 * ``prompt``: mockbankr on an empty store and a :class:`~mockbankr.clock.RealClock`
   (so x402 validity windows are checked on wall time): the x402 benchmark's server.
 
-``poll``, ``unsteered``, ``journaled`` and ``rules`` can be joined by ``+``
+``poll``, ``unsteered``, ``journaled``, ``rules`` and ``unmetered`` can be joined by ``+``
 (``journaled+poll+rules``):
 one process then serves each of them on its own port, all over one pre-filled store,
 so that they differ in nothing but the app (two processes running the very same code
@@ -182,15 +184,17 @@ def mock_app(
     rules: tuple[Rule, ...] = (),
     steering: bool = True,
     rule_check: bool = True,
+    metrics: bool = True,
 ) -> tuple[Starlette, dict[str, Any]]:
     """mockbankr serving ``population``'s store.
 
     ``rules`` are installed at start; ``steering=False`` takes the steering middleware
     (rules, directives, journal) out of the app; ``rule_check=False`` keeps it but
-    switches off its search for rules and directives, so it only journals.
+    switches off its search for rules and directives, so it only journals;
+    ``metrics=False`` serves it as ``--no-metrics`` does.
     """
     app = create_app(
-        Settings(seed=SEED, rules=rules),
+        Settings(seed=SEED, rules=rules, metrics=metrics),
         clock=population.clock,
         rng=random.Random(SEED),
         store=population.store,
@@ -200,7 +204,12 @@ def mock_app(
         unsteer(app)
     elif not rule_check:
         _swap_steering(app, _JournalOnly)
-    return app, {"rules": len(app.state.rules), "steering": steering, "rule_check": rule_check}
+    return app, {
+        "rules": len(app.state.rules),
+        "steering": steering,
+        "rule_check": rule_check,
+        "metrics": metrics,
+    }
 
 
 class _JournalOnly(SteeringMiddleware):
@@ -311,6 +320,7 @@ MOCK_KINDS: dict[str, dict[str, Any]] = {
     "unsteered": {"steering": False},
     "journaled": {"rule_check": False},
     "rules": {"rules": NON_MATCHING_RULES},
+    "unmetered": {"metrics": False},
 }
 #: Server kinds of their own.
 OTHER_KINDS: dict[str, Callable[[Path], tuple[Starlette, dict[str, Any]]]] = {

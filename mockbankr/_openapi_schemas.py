@@ -243,6 +243,7 @@ def control_schemas() -> dict[str, Schema]:
     job = obj(
         jobId=STR,
         owner={"type": "string", "description": "key:<API key> or wallet:<address>"},
+        ownerLabel={"type": "string", "description": "a wallet, or an API key's fingerprint"},
         prompt=STR,
         category=STR,
         status=STATUSES,
@@ -251,6 +252,7 @@ def control_schemas() -> dict[str, Schema]:
         ),
         outcome=enum_of("completed", "failed"),
         fault=nullable(ref("JobFault")),
+        costUsdc={**USDC, "description": "what the job would have cost (the server's price)"},
     )
     detail = copy.deepcopy(job)
     detail["properties"]["body"] = ref("JobStatus")

@@ -27,11 +27,14 @@ from mockbankr.clock import Clock
 from mockbankr.control import ControlApi
 from mockbankr.control_keys import KeysControl
 from mockbankr.core import Simulator
+from mockbankr.counters import MemoryCounters, RequestCounters
+from mockbankr.dashboard import Dashboard
 from mockbankr.errors import ApiError, MockbankrError, StoreUnavailable
 from mockbankr.guard import RequestGuard
 from mockbankr.journal import Journal
 from mockbankr.lifetime import Lifetime
 from mockbankr.limits import DailyLimit
+from mockbankr.metrics import MetricsEndpoint
 from mockbankr.openapi import openapi_endpoint
 from mockbankr.rules import RuleSet, check_categories
 from mockbankr.settings import Settings
@@ -44,7 +47,7 @@ from mockbankr.v2_api import V2Api
 from mockbankr.verdicts import server_thresholds
 from mockbankr.wire import JSONResponse
 
-__all__ = ["build_routes", "create_app"]
+__all__ = ["build_routes", "create_app", "route_templates"]
 
 logger = logging.getLogger("mockbankr")
 
@@ -71,16 +74,20 @@ def build_routes(
     v2: V2Api,
     control: ControlApi,
     keys: KeysControl | None = None,
+    metrics: Endpoint | None = None,
+    dashboard: Dashboard | None = None,
 ) -> list[BaseRoute]:
     """Every route of the server.
 
     The status polls come first: the router tries routes in order, and a poll is
     most requests. No fixed path overlaps them (``/agent/job/{job_id}`` never
     matches ``/agent/job`` or ``/agent/job/``), so fixed paths still win where
-    paths overlap.
+    paths overlap. ``metrics`` answers ``/__mock/metrics`` (default: a 404 saying
+    metrics are off); ``dashboard`` serves ``/__mock/ui`` (default: one without a token).
     """
     c = control.guard
     keys = keys or KeysControl(agent.keys, agent.quota, sim.clock)
+    dashboard = dashboard or Dashboard(control.guard, admin_token=None)
     return [
         Route("/agent/job/{job_id}", StatusPoll(sim, agent.authenticate), methods=["GET"]),
         Route("/v2/job/{job_id}", StatusPoll(sim, v2.authenticate), methods=["GET"]),
@@ -112,7 +119,25 @@ def build_routes(
         _route("/__mock/jobs/{job_id}", GET=c(control.get_job)),
         _route("/__mock/jobs/{job_id}/outcome", POST=c(control.force_outcome)),
         _route("/__mock/rules/{rule_id}", GET=c(control.get_rule), DELETE=c(control.delete_rule)),
+        _route("/__mock/metrics", GET=c(metrics or _metrics_off)),
+        _route("/__mock/ui", GET=dashboard.page),
+        _route("/__mock/ui/{asset}", GET=dashboard.asset),
     ]
+
+
+async def _metrics_off(request: Request) -> Response:
+    raise ApiError(404, "Metrics off", "This server runs with --no-metrics")
+
+
+def route_templates(routes: list[BaseRoute]) -> Callable[[str], str]:
+    """The route template a path would match (``"unmatched"`` if none): for the requests
+    the router never saw (a rule answered them), so metrics still group them by route."""
+    patterns = [(r.path_regex, r.path) for r in routes if isinstance(r, Route)]
+
+    def template(path: str) -> str:
+        return next((t for regex, t in patterns if regex.match(path)), "unmatched")
+
+    return template
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
@@ -188,15 +213,33 @@ def create_app(
         quota.clear()
         book.reset()
 
+    counters: RequestCounters | None = MemoryCounters() if settings.metrics else None
+    reset_hooks: list[Callable[[], Awaitable[None]]] = [clear_limits]
+    if counters is not None:
+        reset_hooks.append(counters.clear)
     control = ControlApi(
         sim,
         rules,
         journal,
         admin_token=settings.admin_token,
-        reset_hooks=[clear_limits],
+        reset_hooks=reset_hooks,
         thresholds=server_thresholds(settings.payment.price_atomic),  # a job's cost
+        price_atomic=settings.payment.price_atomic,
     )
     v2 = V2Api(sim, settings.payment, payment_clock=payment_clock or clock)
+    metrics = (
+        None
+        if counters is None
+        else MetricsEndpoint(sim, counters, price_atomic=settings.payment.price_atomic)
+    )
+    routes = build_routes(
+        sim,
+        agent,
+        v2,
+        control,
+        metrics=metrics,
+        dashboard=Dashboard(control.guard, admin_token=settings.admin_token),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -208,7 +251,7 @@ def create_app(
 
     app = Starlette(
         lifespan=lifespan,
-        routes=build_routes(sim, agent, v2, control),
+        routes=routes,
         exception_handlers={
             ApiError: _api_error,
             **dict.fromkeys(wire.DOMAIN_ERRORS, _domain_error),
@@ -226,6 +269,8 @@ def create_app(
         identify_wallet=v2.identify,
         log_requests=settings.log_requests,
         lifetime=lifetime,
+        counters=counters,
+        route_of=route_templates(routes),
     )
     if isinstance(store, StateBackend):  # a shared store: the clock, rules, limits, keys too
         shared = SharedState(store, clock=clock, rules=rules, limits=quota, keys=book)
@@ -244,4 +289,5 @@ def create_app(
     app.state.rules = rules
     app.state.journal = journal
     app.state.keys = book
+    app.state.counters = counters
     return app

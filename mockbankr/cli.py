@@ -263,6 +263,15 @@ def main() -> None:
     help="Log one structured line per request.",
 )
 @_option(
+    "--metrics/--no-metrics",
+    env="MOCKBANKR_METRICS",
+    default=True,
+    show_default=True,
+    help="Prometheus metrics at GET /__mock/metrics (requests by route and status, jobs,"
+    " USDC that would have been spent, fault firings, job durations). --no-metrics stops"
+    " counting requests, and /__mock/metrics answers 404.",
+)
+@_option(
     "--store",
     env="MOCKBANKR_STORE",
     default="memory",
@@ -298,7 +307,12 @@ def main() -> None:
     " flight get this many seconds before they are cancelled and the server exits.",
 )
 def serve(**params: Any) -> None:
-    """Run the simulator until Ctrl-C (in memory, or shared on Redis with --store)."""
+    """Run the simulator until Ctrl-C (in memory, or shared on Redis with --store).
+
+    Open http://127.0.0.1:8402/__mock/ui in a browser for the live dashboard (clock,
+    jobs, journal, ledger, rules, verdicts); with --admin-token, type the token into
+    the page. Prometheus scrapes GET /__mock/metrics (see --metrics).
+    """
     from mockbankr.errors import ConfigError, StoreUnavailable
 
     host: str = params["host"]
@@ -333,6 +347,7 @@ def serve(**params: Any) -> None:
     )
     from mockbankr.control import is_loopback
 
+    click.echo(f"dashboard: http://{host}:{port}/__mock/ui", err=True)
     if not is_loopback(host) and params["admin_token"] is None:
         click.echo("note: /__mock/* answers loopback callers only (no --admin-token)", err=True)
     from mockbankr import serving
@@ -439,6 +454,7 @@ def _build_app(params: dict[str, Any]) -> tuple[Any, Any]:
         fixtures=params["fixtures"],
         api_keys=frozenset(params["api_keys"]),
         log_requests=params["log_requests"],
+        metrics=params["metrics"],
         journal_size=params["journal_size"],
         admin_token=params["admin_token"],
         daily_limit=params["daily_limit"],

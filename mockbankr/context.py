@@ -27,7 +27,8 @@ class RequestContext:
     ``owner`` is who the caller is, as the journal shows it (the API key or the
     wallet), once a flavour authenticated it; ``job_id`` the job the request is
     about (or created); ``shape`` a ``job`` action for the prompt handler;
-    ``fault`` the kind of steering action the request got; ``prompt_hash`` a
+    ``fault`` the kind of steering action the request got (``rule_id`` the rule
+    that chose it, if a rule did); ``prompt_hash`` a
     hash of the prompt a request carried and ``job_status`` the status a poll
     answered (both for the journal's verdicts).
 
@@ -41,6 +42,7 @@ class RequestContext:
     job_id: str | None = None
     shape: JobShape | None = None
     fault: str | None = None
+    rule_id: str | None = None
     prompt_hash: str | None = None
     job_status: str | None = None
 

@@ -23,6 +23,7 @@ from mockbankr.grading import grade
 from mockbankr.jobs import FOREVER, JobRecord, JobStatus, job_body, status_of
 from mockbankr.journal import Journal
 from mockbankr.ledger import summarize
+from mockbankr.money import atomic_to_usdc
 from mockbankr.rules import RuleSet, parse_rule, unknown_categories
 from mockbankr.validate import (
     ADVANCE,
@@ -36,7 +37,7 @@ from mockbankr.validate import (
     parse_float,
     parse_int,
 )
-from mockbankr.verdicts import THRESHOLD_NAMES, Thresholds, parse_since
+from mockbankr.verdicts import THRESHOLD_NAMES, Thresholds, owner_label, parse_since
 from mockbankr.wire import JSONResponse
 
 __all__ = ["ControlApi", "is_loopback"]
@@ -110,6 +111,7 @@ class ControlApi:
         admin_token: str | None,
         reset_hooks: list[Callable[[], Awaitable[None]]] | None = None,
         thresholds: Thresholds | None = None,
+        price_atomic: int = 100_000,
     ) -> None:
         self.sim = sim
         self.rules = rules
@@ -117,6 +119,8 @@ class ControlApi:
         self.admin_token = admin_token
         self.reset_hooks = list(reset_hooks or [])
         self.thresholds = thresholds or Thresholds()
+        #: What one job costs (USDC atomic units): a job's ``costUsdc``.
+        self.price_usdc = atomic_to_usdc(price_atomic)
 
     def guard(self, endpoint: Endpoint) -> Endpoint:
         """Wrap an endpoint with the loopback / admin-token check."""
@@ -205,6 +209,7 @@ class ControlApi:
         return {
             "jobId": job.id,
             "owner": job.owner,
+            "ownerLabel": owner_label(job.owner.partition(":")[2]),
             "prompt": job.prompt,
             "category": job.category,
             "status": status_of(job, now).value,
@@ -216,13 +221,17 @@ class ControlApi:
             },
             "outcome": "failed" if job.failed else "completed",
             "fault": None if job.fault is None else msgspec.to_builtins(job.fault),
+            "costUsdc": self.price_usdc,
         }
 
     async def list_jobs(self, request: Request) -> Response:
         params = request.query_params
-        unknown = set(params) - {"status", "owner", "category", "offset", "limit"}
+        unknown = set(params) - {"status", "owner", "category", "offset", "limit", "order"}
         if unknown:
             raise _bad(f"unknown filter {sorted(unknown)[0]!r}")
+        order = params.get("order", "oldest")
+        if order not in ("oldest", "newest"):
+            raise _bad(f"order must be oldest or newest, got {order!r}")
         status = params.get("status")
         if status is not None and status not in JobStatus.__members__.values():
             raise _bad(f"status must be one of {', '.join(JobStatus)}, got {status!r}")
@@ -238,7 +247,28 @@ class ControlApi:
                 and (status is None or status_of(job, now).value == status)
             )
 
-        page, total = await self.sim.store.scan(wanted, offset=offset, limit=limit)
+        store = self.sim.store
+        if order == "oldest":
+            page, total = await store.scan(wanted, offset=offset, limit=limit)
+        else:
+            # Newest first: the same page counted from the end of the submission order.
+            if status is None and owner is None and category is None:
+                total = await store.count()
+                start = max(total - offset - limit, 0)
+                size = max(min(limit, total - offset), 0)
+                page = (await store.scan(wanted, offset=start, limit=size))[0] if size else []
+            else:  # one pass: every match (references only), then the page from its end
+                matches: list[JobRecord] = []
+
+                def collect(job: JobRecord) -> bool:
+                    if wanted(job):
+                        matches.append(job)
+                    return False
+
+                await store.scan(collect, offset=0, limit=1)
+                total = len(matches)
+                page = matches[max(total - offset - limit, 0) : max(total - offset, 0)]
+            page.reverse()
         return JSONResponse(
             {
                 "jobs": [self._job_json(job, now) for job in page],

@@ -95,6 +95,7 @@ _AREAS: list[tuple[str, str, list[Schema]]] = [
 _PATH_PARAMS = {
     "jobId": ("from the prompt response, e.g. job_8F3K2M9QZ7TB", JOB_ID),
     "ruleId": ("from POST /__mock/rules, e.g. r1", RULE_ID),
+    "asset": ("a file of the page: dashboard.js or dashboard.css", JOB_ID),
 }
 #: The links the stateful phase of a contract test (and a reader) follows: a created job can
 #: be read, cancelled, inspected and steered; a created rule can be read and deleted.
@@ -153,6 +154,10 @@ def _answer(spec: Answer) -> Schema:
     if len(spec) == 2 and isinstance(spec[1], dict):
         return _json(spec[0], spec[1])
     return _json(spec[0], error_shape(*spec[1:]))
+
+
+def _text(description: str, media: str) -> Schema:
+    return {"description": description, "content": {media: {"schema": STR}}}
 
 
 def _query(name: str, schema: Schema, description: str) -> Schema:
@@ -360,6 +365,11 @@ def _control_operations() -> dict[str, Schema]:
         _query("category", STR, "timing category"),
         _query("offset", QUERY_OFFSET.json_schema(integer=True), "skip"),
         _query("limit", QUERY_LIMIT.json_schema(integer=True), "page size"),
+        _query(
+            "order",
+            {**enum_of("oldest", "newest"), "default": "oldest"},
+            "submission order (oldest first), or newest first: offset counts from the newest",
+        ),
     ]
     journal_filters = [
         _query(name, STR, "a glob" if name == "path" else "exact")
@@ -393,7 +403,7 @@ def _control_operations() -> dict[str, Schema]:
             example={"advance": 60},
         ),
         "GET /__mock/jobs": _op(
-            "Jobs in submission order, filtered and paged",
+            "Jobs in submission order (or newest first), filtered and paged",
             {200: ("One page", page), 400: BAD},
             query=job_filters,
         ),
@@ -451,6 +461,30 @@ def _control_operations() -> dict[str, Schema]:
             body=obj(clock=Opt({"type": "boolean", "description": "reset the clock too"})),
             example={"clock": True},
             body_required=False,  # no body: {} (jobs, journal, rules and keys; not the clock)
+        ),
+        "GET /__mock/metrics": _op(
+            "Prometheus metrics (text format 0.0.4) of the whole population: requests by"
+            " route and status, jobs by category and status, USDC that would have been"
+            " spent, fault firings by rule, submit-to-terminal simulated seconds",
+            {
+                200: _text("The metrics", "text/plain"),
+                404: ("Started with --no-metrics", "Metrics off"),
+            },
+        ),
+        "GET /__mock/ui": _op(
+            "The live dashboard, a page for a browser (with an admin token, the page is"
+            " served to anyone: its data needs the token, typed into the page)",
+            {200: _text("The page", "text/html")},
+        ),
+        "GET /__mock/ui/{asset}": _op(
+            "A file of the dashboard page",
+            {
+                200: {
+                    "description": "The script or the style sheet",
+                    "content": {m: {"schema": STR} for m in ("text/javascript", "text/css")},
+                },
+                404: ("No such file", "Not found"),
+            },
         ),
         "GET /__mock/keys": _op("The accounts and keys now", {200: ("Keys", ref("KeyBook"))}),
         "PUT /__mock/keys": _op(

@@ -553,6 +553,11 @@ class RuleSet:
 
     def pick(self, req: Request) -> Action | None:
         """The action of the first rule that matches and fires, counting it down."""
+        rule = self.pick_rule(req)
+        return None if rule is None else rule.action
+
+    def pick_rule(self, req: Request) -> Rule | None:
+        """The first rule that matches and fires (its ``id`` set), counting it down."""
         for compiled in self.candidates(req.method, req.key):
             if compiled.remaining == 0 or not compiled.matches(req):
                 continue
@@ -561,15 +566,15 @@ class RuleSet:
                 continue
             if compiled.remaining is not None:
                 compiled.remaining -= 1
-            return compiled.rule.action
+            return compiled.rule
         return None
 
-    async def pick_shared(self, req: Request) -> Action | None:
-        """:meth:`pick`, each firing of a counted rule taken from the shared counter
+    async def pick_shared(self, req: Request) -> Rule | None:
+        """:meth:`pick_rule`, each firing of a counted rule taken from the shared counter
         (:attr:`claim`) first, so ``times`` holds across every server."""
         claim = self.claim
         if claim is None:
-            return self.pick(req)
+            return self.pick_rule(req)
         for compiled in self.candidates(req.method, req.key):
             if compiled.remaining == 0 or not compiled.matches(req):
                 continue
@@ -581,7 +586,7 @@ class RuleSet:
                 compiled.remaining = max(0, left)
                 if left < 0:
                     continue  # spent on another server
-            return compiled.rule.action
+            return compiled.rule
         return None
 
 

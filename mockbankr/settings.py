@@ -55,6 +55,9 @@ class Settings:
     rules_file: Path | None = None
     #: What ``/v2/prompt`` charges and to whom (never settled).
     payment: PaymentTerms = dataclasses.field(default_factory=PaymentTerms)
+    #: Count requests and rule firings for ``/__mock/metrics`` (``--no-metrics``: off,
+    #: and ``/__mock/metrics`` answers 404).
+    metrics: bool = True
 
     def key_config(self) -> KeyConfig:
         """The keys file's configuration, or today's default built from the flags."""

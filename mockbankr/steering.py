@@ -25,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.context import CONTEXT_KEY, RequestContext
+from mockbankr.counters import RequestCounters
 from mockbankr.errors import ConfigError, MockbankrError
 from mockbankr.journal import Journal, prompt_key
 from mockbankr.lifetime import Lifetime
@@ -57,6 +58,12 @@ class ConnectionDropped(MockbankrError):
 
 #: A flavour's answer to who the caller of a request claims to be (unverified).
 Identify = Callable[[Scope], str | None]
+#: The route template of a path no route answered (a rule answered it, or a 404).
+RouteOf = Callable[[str], str]
+
+
+def _unmatched(path: str) -> str:
+    return "unmatched"
 
 
 #: The longest Retry-After the journal keeps (a day); longer ones are cut to it.
@@ -182,8 +189,13 @@ class SteeringMiddleware:
         identify_wallet: Identify,
         log_requests: bool = False,
         lifetime: Lifetime | None = None,
+        counters: RequestCounters | None = None,
+        route_of: RouteOf = _unmatched,
     ) -> None:
         self.app = app
+        #: Requests by route and status, rule firings (``None``: metrics are off).
+        self.counters = counters
+        self.route_of = route_of
         self.lifetime = lifetime or Lifetime()
         self.identify_key = identify_key
         self.identify_wallet = identify_wallet
@@ -225,7 +237,7 @@ class SteeringMiddleware:
                 return
             text = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             try:
-                action, receive = await self._choose(scope, receive, text)
+                action, rule_id, receive = await self._choose(scope, receive, text)
             except ConfigError as exc:
                 ctx.fault = "directive"
                 body = {"error": "Invalid request", "message": str(exc)}
@@ -233,6 +245,8 @@ class SteeringMiddleware:
                 return
             if action is not None:
                 ctx.fault = action.kind
+                if rule_id is not None:
+                    ctx.rule_id = rule_id
                 if (
                     action.job is None
                     and ctx.prompt_hash is None
@@ -267,6 +281,14 @@ class SteeringMiddleware:
                 retry_after=retry_after,
                 job_status=ctx.job_status,
             )
+            if self.counters is not None:
+                # The router notes the route it matched; a rule's answer or a 404 had none.
+                route = scope.get("route")
+                self.counters.count_request(
+                    route.path if route is not None else self.route_of(scope["path"]), status
+                )
+                if ctx.rule_id is not None:
+                    self.counters.count_fault(ctx.rule_id)
             if self.log_requests:
                 entry = self.journal.last()
                 logger.info(
@@ -287,10 +309,12 @@ class SteeringMiddleware:
 
     async def _choose(
         self, scope: Scope, receive: Receive, headers: dict[str, str]
-    ) -> tuple[Action | None, Receive]:
+    ) -> tuple[Action | None, str | None, Receive]:
+        """The action for this request (a directive's or a rule's), the id of the rule
+        that chose it (``None`` for a directive), and the ``receive`` to go on with."""
         action = directive_action(headers)
         if action is not None or not len(self.rules):
-            return action, receive
+            return action, None, receive
         prompt = None
         method = scope["method"]
         if self.rules.needs_prompt and method == "POST" and scope["path"] in PROMPT_PATHS:
@@ -304,8 +328,12 @@ class SteeringMiddleware:
             category=self.table.classify(prompt) if prompt is not None else None,
         )
         if self.rules.claim is not None:  # counted across the servers of a shared store
-            return await self.rules.pick_shared(request), receive
-        return self.rules.pick(request), receive
+            rule = await self.rules.pick_shared(request)
+        else:
+            rule = self.rules.pick_rule(request)
+        if rule is None:
+            return None, None, receive
+        return rule.action, rule.id, receive
 
     @staticmethod
     async def _peek_prompt(receive: Receive) -> tuple[str | None, Receive]:

@@ -147,6 +147,17 @@ def test_the_plain_install_serves(served: str) -> None:
     assert prompt.status_code == 202
 
 
+def test_the_plain_install_serves_the_dashboard_and_the_metrics(served: str) -> None:
+    """The page's files are package data in the wheel; prometheus-client is a dependency."""
+    for path in ("/__mock/ui", "/__mock/ui/dashboard.js", "/__mock/ui/dashboard.css"):
+        response = httpx.get(served + path)
+        assert response.status_code == 200, path
+        assert response.content, path
+    metrics = httpx.get(served + "/__mock/metrics")
+    assert metrics.status_code == 200
+    assert "mockbankr_requests_total" in metrics.text
+
+
 def test_the_plain_install_drives_a_server_from_the_shell(plain: Path, served: str) -> None:
     for command in (["rules", "list"], ["journal"], ["ledger"], ["clock", "get"], ["jobs", "list"]):
         result = _run(plain / "mockbankr", *command, "--url", served, "--json")

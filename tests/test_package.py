@@ -20,6 +20,7 @@ HEAVY = (
     "eth_account",
     "bankr_client",
     "mockbankr.app",
+    "prometheus_client",
     "redis",
     "granian",
 )
