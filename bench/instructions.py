@@ -4,7 +4,7 @@ On a shared VM the speed of a core drifts by tens of percent from one second to 
 next, as much as the few percent :mod:`bench.rules` measures. Instructions do not
 drift: callgrind counts the same total for the same work whatever else the machine
 does. So this benchmark serves the same apps (:mod:`bench._serve`,
-``journaled+poll+rules+unsteered``, one process, one store of 10,000 jobs) under
+``journaled+poll+rules+unsteered+unmetered``, one process, one store of 10,000 jobs) under
 ``valgrind --tool=callgrind`` with instrumentation off, and for each app in turn:
 
 * sends :data:`POLLS` status polls uncounted (``GET /agent/job/{id}`` with the polled
@@ -19,6 +19,8 @@ that window: uvicorn, httptools, Starlette and mockbankr. A cost is
 the throughput lost if time follows instructions. Targets as in :mod:`bench.rules`
 (issue 5): an empty rule list under 5%, 100 non-matching rules under 25%, against the
 app that journals but never looks for a rule (the request journal is always on).
+Beside them, issue 17's: what metrics (on by default) cost a poll, against the app as
+``--no-metrics`` serves it (target: under 5%, as :mod:`bench.metrics`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from typing import Any
 
 from bench._serve import POLLED_KEY
 from bench.figures import BenchError, Figure, at_most, info
+from bench.metrics import TARGET_COST
 from bench.poll import _server
 from bench.rules import TARGET_EMPTY, TARGET_HUNDRED
 
@@ -54,6 +57,7 @@ ROLES = {
     "poll": "empty rule list",
     "rules": "100 rules",
     "unsteered": "no steering layer",
+    "unmetered": "metrics off",
 }
 
 
@@ -173,6 +177,12 @@ def _figures(ir: dict[str, float], runs: dict[str, list[float]]) -> list[Figure]
             cost("100 rules"),
             "%",
             100 * TARGET_HUNDRED,
+        ),
+        at_most(
+            "cost of metrics on a status poll, in instructions",
+            cost("empty rule list", "metrics off"),
+            "%",
+            100 * TARGET_COST,
         ),
         info(
             "cost of the journal alone, against no steering layer",

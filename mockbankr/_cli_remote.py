@@ -222,7 +222,7 @@ def _journal_table(data: dict[str, Any]) -> Table:
             e["simTime"],
             e["method"],
             e["path"],
-            str(e["status"]),
+            "in flight" if e.get("state") == "in-flight" else str(e["status"]),
             e["owner"] or "",
             e["jobId"] or "",
             e["fault"] or "",
@@ -235,7 +235,8 @@ def _journal_table(data: dict[str, Any]) -> Table:
 @click.option("--method", help="Only this HTTP method.")
 @click.option("--path", help="Only paths matching this glob, e.g. '/agent/job/*'.")
 @click.option("--status", help="Only this response status.")
-@click.option("--owner", help="Only this API key or wallet.")
+@click.option("--owner", help="Only this client: a wallet, an API key or its fingerprint (bk_…).")
+@click.option("--state", type=click.Choice(["in-flight", "done"]), help="Only these requests.")
 @click.option("--job-id", help="Only requests about this job.")
 @click.option(
     "--fault", help="Only requests a fault acted on: respond, delay, hang, drop or malformed."
@@ -254,6 +255,7 @@ def journal(
     path: str | None,
     status: str | None,
     owner: str | None,
+    state: str | None,
     job_id: str | None,
     fault: str | None,
     limit: int,
@@ -262,7 +264,10 @@ def journal(
     admin_token: str | None,
     as_json: bool,
 ) -> None:
-    """The requests a running server received, oldest first."""
+    """The requests a running server received, oldest first (in flight ones too).
+
+    API keys show as fingerprints (bk_…, then 12 hex digits of the key's SHA-256);
+    --owner takes the whole key or its fingerprint."""
     if clear:
         answer = call(url, admin_token, "DELETE", "/__mock/journal")
         click.echo(json.dumps(answer) if as_json else "journal cleared")
@@ -272,6 +277,7 @@ def journal(
         "path": path,
         "status": status,
         "owner": owner,
+        "state": state,
         "job_id": job_id,
         "fault": fault,
     }

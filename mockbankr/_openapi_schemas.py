@@ -289,18 +289,37 @@ def control_schemas() -> dict[str, Schema]:
         "ControlJob": job,
         "ControlJobDetail": detail,
         "JournalEntry": obj(
-            seq={"type": "integer", "minimum": 1},
-            method=STR,
-            path=STR,
-            status={"type": "integer", "minimum": 0, "description": "0: no answer was sent"},
-            owner=nullable(STR),
+            seq={
+                "type": "integer",
+                "minimum": 1,
+                "description": "arrival order; it goes on through a reset",
+            },
+            state={
+                "type": "string",
+                "enum": ["in-flight", "done"],
+                "description": "in-flight: arrived, not answered yet (status 0, latencyMs"
+                " the wall time so far, simLatencyMs 0); done: ended",
+            },
+            method={**STR, "maxLength": 256},
+            path={**STR, "maxLength": 256, "description": "cut to 256 characters (ending in …)"},
+            status={
+                "type": "integer",
+                "minimum": 0,
+                "description": "0: no answer was sent (a drop, a client gone) or none yet",
+            },
+            owner={
+                **nullable(STR),
+                "maxLength": 256,
+                "description": "a wallet, or an API key's fingerprint (bk_…, then 12 hex"
+                " digits of its SHA-256); never a key",
+            },
             jobId=nullable(STR),
             simTime={**ISO, "description": "arrival, simulated"},
             wallTime={**ISO, "description": "arrival, wall clock"},
             latencyMs={**SECONDS, "description": "wall time to answer"},
             simLatencyMs={**SECONDS, "description": "simulated time to answer (a delay rule)"},
             fault=nullable(STR),
-            userAgent=nullable(STR),
+            userAgent={**nullable(STR), "maxLength": 256},
             promptHash={
                 **nullable(STR),
                 "description": "a hash of a prompt's text, never the text",

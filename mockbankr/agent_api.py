@@ -22,7 +22,7 @@ from mockbankr.accounts import Caller, KeyBook, Plan, wallet_of
 from mockbankr.context import RequestContext, context_of
 from mockbankr.core import Simulator
 from mockbankr.jobs import cancel_body, thread_of
-from mockbankr.journal import prompt_key
+from mockbankr.journal import key_fingerprint, prompt_key
 from mockbankr.limits import DailyLimit
 from mockbankr.wire import JSONResponse
 
@@ -80,7 +80,8 @@ class AgentApi:
         key = self.identify(scope)
         client = scope.get("client")
         caller = self.keys.identify(key, client_ip=client[0] if client else None)
-        ctx.owner = key
+        # The journal shows a key's fingerprint, never the key.
+        ctx.owner = None if key is None else key_fingerprint(key)
         if agent:
             self.keys.check_agent(caller)
         return caller

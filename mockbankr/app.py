@@ -31,7 +31,7 @@ from mockbankr.counters import MemoryCounters, RequestCounters
 from mockbankr.dashboard import Dashboard
 from mockbankr.errors import ApiError, MockbankrError, StoreUnavailable
 from mockbankr.guard import RequestGuard
-from mockbankr.journal import Journal
+from mockbankr.journal import Journal, RequestJournal
 from mockbankr.lifetime import Lifetime
 from mockbankr.limits import DailyLimit
 from mockbankr.metrics import MetricsEndpoint
@@ -183,14 +183,18 @@ def create_app(
     store: JobStore,
     table: TimingTable | None = None,
     payment_clock: Clock | None = None,
+    journal: RequestJournal | None = None,
 ) -> Starlette:
     """Build a mockbankr server. Everything it depends on is passed in.
 
     ``table`` defaults to the timing table in ``settings.fixtures`` (or the
     built-in one). ``payment_clock`` checks x402 validity windows (default:
     ``clock``); a live server passes a wall clock, because the official SDK signs
-    its payments with the real time however fast simulated time runs. The simulator
-    is reachable as ``app.state.simulator``.
+    its payments with the real time however fast simulated time runs. ``journal``
+    defaults to an in-memory :class:`~mockbankr.journal.Journal` of
+    ``settings.journal_size`` entries and ``settings.journal_bytes`` bytes. The
+    simulator is reachable as ``app.state.simulator``, the journal as
+    ``app.state.journal``.
 
     Raises :class:`~mockbankr.errors.FixtureError` when a rule of ``settings.rules``
     names a category the timing table does not have.
@@ -204,7 +208,8 @@ def create_app(
     )
     sim = Simulator(table, clock=clock, rng=rng, store=store)
     rules = RuleSet(random.Random(rng.getrandbits(64)), list(settings.rules))
-    journal = Journal(settings.journal_size)
+    if journal is None:
+        journal = Journal(settings.journal_size, settings.journal_bytes)
     book = KeyBook(settings.key_config(), rng=random.Random(rng.getrandbits(64)))
     quota = DailyLimit()
     agent = AgentApi(sim, keys=book, quota=quota)
@@ -213,7 +218,11 @@ def create_app(
         quota.clear()
         book.reset()
 
-    counters: RequestCounters | None = MemoryCounters() if settings.metrics else None
+    counters: RequestCounters | None = None
+    if settings.metrics:
+        # A shared store counts requests where every server's scrape sees them.
+        shared_counters = getattr(store, "request_counters", None)
+        counters = shared_counters() if shared_counters is not None else MemoryCounters()
     reset_hooks: list[Callable[[], Awaitable[None]]] = [clear_limits]
     if counters is not None:
         reset_hooks.append(counters.clear)
@@ -245,6 +254,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
         lifetime.stop()  # a server stopping without a GracefulServer (granian) ends hangs
+        if counters is not None and counters.flush_due:
+            await counters.flush()  # what this server counted last
         close = getattr(store, "aclose", None)
         if close is not None:  # a shared store's connections of this event loop
             await close()

@@ -26,7 +26,15 @@ from typing import Any, TypeVar
 import click
 
 from mockbankr._click_numbers import NumberParam
-from mockbankr.validate import DAILY_LIMIT, GRACEFUL_TIMEOUT, JOURNAL_SIZE, PORT, SEED, SPEED
+from mockbankr.validate import (
+    DAILY_LIMIT,
+    GRACEFUL_TIMEOUT,
+    JOURNAL_BYTES,
+    JOURNAL_SIZE,
+    PORT,
+    SEED,
+    SPEED,
+)
 
 __all__ = ["CONTRACTS_EXTRA_HINT", "main"]
 
@@ -247,7 +255,18 @@ def main() -> None:
     type=NumberParam(JOURNAL_SIZE, integer=True),
     default=10_000,
     show_default=True,
-    help="Requests the journal keeps.",
+    help="Requests the journal keeps (GET /__mock/journal), newest last.",
+)
+@_option(
+    "--journal-bytes",
+    env="MOCKBANKR_JOURNAL_BYTES",
+    type=NumberParam(JOURNAL_BYTES, integer=True),
+    default=64 * 1024 * 1024,
+    show_default=True,
+    help="About how many bytes the journal keeps (64 MiB by default, at least 65536;"
+    " estimated from each entry's text; the oldest entries go first when over). Each"
+    " text field of an entry is cut to 256 characters, and an API key shows only as its"
+    " fingerprint (bk_…, then 12 hex digits of its SHA-256).",
 )
 @_option(
     "--admin-token",
@@ -456,6 +475,7 @@ def _build_app(params: dict[str, Any]) -> tuple[Any, Any]:
         log_requests=params["log_requests"],
         metrics=params["metrics"],
         journal_size=params["journal_size"],
+        journal_bytes=params["journal_bytes"],
         admin_token=params["admin_token"],
         daily_limit=params["daily_limit"],
         keys=load_keys_file(keys_file) if keys_file else None,

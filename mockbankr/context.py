@@ -24,18 +24,18 @@ CONTEXT_KEY: Final = "mockbankr.context"
 class RequestContext:
     """One request's findings. Every field starts unknown (``None``).
 
-    ``owner`` is who the caller is, as the journal shows it (the API key or the
-    wallet), once a flavour authenticated it; ``job_id`` the job the request is
-    about (or created); ``shape`` a ``job`` action for the prompt handler;
-    ``fault`` the kind of steering action the request got (``rule_id`` the rule
-    that chose it, if a rule did); ``prompt_hash`` a
+    ``owner`` is who the caller is, as the journal shows it (the API key's
+    fingerprint, never the key, or the wallet), once a flavour authenticated it;
+    ``job_id`` the job the request is about (or created); ``shape`` a ``job``
+    action for the prompt handler; ``fault`` the kind of steering action the
+    request got (``rule_id`` the rule that chose it, if a rule did); ``prompt_hash`` a
     hash of the prompt a request carried and ``job_status`` the status a poll
     answered (both for the journal's verdicts).
 
     Example::
 
         ctx = context_of(scope)
-        ctx.owner, ctx.job_id = "bk_1", "job_X"
+        ctx.owner, ctx.job_id = key_fingerprint("bk_1"), "job_X"
     """
 
     owner: str | None = None

@@ -21,7 +21,7 @@ from mockbankr.core import Simulator
 from mockbankr.errors import ApiError, ConfigError, InvalidNumber
 from mockbankr.grading import grade
 from mockbankr.jobs import FOREVER, JobRecord, JobStatus, job_body, status_of
-from mockbankr.journal import Journal
+from mockbankr.journal import RequestJournal
 from mockbankr.ledger import summarize
 from mockbankr.money import atomic_to_usdc
 from mockbankr.rules import RuleSet, parse_rule, unknown_categories
@@ -106,7 +106,7 @@ class ControlApi:
         self,
         sim: Simulator,
         rules: RuleSet,
-        journal: Journal,
+        journal: RequestJournal,
         *,
         admin_token: str | None,
         reset_hooks: list[Callable[[], Awaitable[None]]] | None = None,
@@ -356,7 +356,14 @@ class ControlApi:
             entries = self.journal.query(filters, limit=limit)
         except ValueError as exc:
             raise _bad(str(exc)) from exc
-        return JSONResponse({"entries": [e.to_json() for e in entries], "size": self.journal.size})
+        return JSONResponse(
+            {
+                "entries": [e.to_json() for e in entries],
+                "size": self.journal.size,
+                "maxBytes": self.journal.max_bytes,
+                "dropped": self.journal.dropped,
+            }
+        )
 
     async def clear_journal(self, request: Request) -> Response:
         self.journal.clear()

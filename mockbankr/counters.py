@@ -8,8 +8,10 @@ counts it here: requests by route template and status, and fault firings by rule
 :class:`RequestCounters` is the interface. Counting is synchronous and must be cheap
 (it runs on every request, in the path that already journals it); reading and
 clearing are ``async``, so that a store shared by several workers (Redis) can
-implement it too: count into a local buffer, flush it in the background, and read
-the shared totals at scrape time. :class:`MemoryCounters` is the in-process one.
+implement it too: count into a local buffer, and when :attr:`~RequestCounters.flush_due`
+says so the steering layer awaits :meth:`~RequestCounters.flush` (after the response
+is sent); a scrape reads the shared totals. :class:`MemoryCounters` is the in-process
+one (never due); :class:`mockbankr.redis_store.RedisCounters` the shared one.
 
 Example::
 
@@ -57,6 +59,15 @@ class RequestCounters(Protocol):
         """The rule ``rule_id`` fired once."""
         ...
 
+    @property
+    def flush_due(self) -> bool:
+        """Whether :meth:`flush` should be awaited now (read after every request)."""
+        ...
+
+    async def flush(self) -> None:
+        """Write what was counted here to where the counts are shared (if anywhere)."""
+        ...
+
     async def snapshot(self) -> CounterSnapshot:
         """Every count so far (of the whole population, for a shared implementation)."""
         ...
@@ -75,9 +86,15 @@ class MemoryCounters:
         counters.count_fault("r1")
     """
 
+    #: Nothing to write anywhere: the counts are already where a scrape reads them.
+    flush_due = False
+
     def __init__(self) -> None:
         self._requests: dict[tuple[str, int], int] = {}
         self._faults: dict[str, int] = {}
+
+    async def flush(self) -> None:
+        return None
 
     def count_request(self, route: str, status: int) -> None:
         key = (route, status)

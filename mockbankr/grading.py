@@ -64,7 +64,7 @@ from mockbankr.verdicts import (
     Thresholds,
     Verdict,
     Window,
-    owner_label,
+    is_owner,
 )
 
 __all__ = ["grade"]
@@ -394,9 +394,10 @@ def grade(
     """Grade every client (owner) in ``entries``: a pure function of its arguments.
 
     ``now`` is when the grading happens (default: the last answer in ``entries``), which
-    decides which jobs count as abandoned; ``owner`` keeps one owner (as journaled, or its
-    :func:`owner_label`); ``since`` keeps requests arriving at or after that simulated
-    time; ``dropped`` is how many earlier requests the journal no longer holds.
+    decides which jobs count as abandoned; ``owner`` keeps one owner (as journaled, its
+    :func:`owner_label` or the whole API key: :func:`is_owner`); ``since`` keeps requests
+    arriving at or after that simulated time; ``dropped`` is how many earlier requests the
+    journal no longer holds. Requests still in flight are left out until they end.
 
     Example::
 
@@ -404,7 +405,7 @@ def grade(
         assert not report.failed, report.describe()
     """
     t = thresholds or Thresholds()
-    held = list(entries)
+    held = [e for e in entries if not e.in_flight]  # graded once answered
     first = min((e.sim_time for e in held), default=None)
     last = max((_answered(e) for e in held), default=None)
     when = now if now is not None else (last if last is not None else 0.0)
@@ -419,7 +420,7 @@ def grade(
             by_owner[entry.owner].append(entry)
     clients = []
     for name in sorted(by_owner):
-        if owner is not None and owner not in (name, owner_label(name)):
+        if owner is not None and not is_owner(name, owner):
             continue
         client = _Client(by_owner[name], t, when)
         verdicts = {check: _verdict(check, *run(client)) for check, run in _CHECKERS.items()}

@@ -32,6 +32,7 @@ from starlette.responses import Response
 from mockbankr.accounts import MAX_KEY_LENGTH
 from mockbankr.clock import iso
 from mockbankr.control import MAX_JOURNAL_LIMIT
+from mockbankr.journal import FILTERS
 from mockbankr.ledger import JOB_STATUSES
 from mockbankr.rules import RULE_ID_PATTERN
 from mockbankr.timing import load_timing
@@ -371,10 +372,12 @@ def _control_operations() -> dict[str, Schema]:
             "submission order (oldest first), or newest first: offset counts from the newest",
         ),
     ]
-    journal_filters = [
-        _query(name, STR, "a glob" if name == "path" else "exact")
-        for name in ("method", "path", "status", "owner", "job_id", "fault")
-    ]
+    described = {
+        "path": "a glob",
+        "owner": "a wallet, an API key's fingerprint, or the whole key",
+        "state": "in-flight or done",
+    }
+    journal_filters = [_query(name, STR, described.get(name, "exact")) for name in FILTERS]
     journal_filters.append(
         _query(
             "limit",
@@ -382,7 +385,20 @@ def _control_operations() -> dict[str, Schema]:
             "the newest (at most what the journal keeps)",
         )
     )
-    journal = obj(entries=array(ref("JournalEntry")), size={"type": "integer", "minimum": 1})
+    journal = obj(
+        entries=array(ref("JournalEntry")),
+        size={"type": "integer", "minimum": 1, "description": "the most entries it keeps"},
+        maxBytes={
+            "type": "integer",
+            "minimum": 1,
+            "description": "about the most bytes it keeps (estimated from the entries' text)",
+        },
+        dropped={
+            "type": "integer",
+            "minimum": 0,
+            "description": "entries dropped to stay within size and maxBytes since the last clear",
+        },
+    )
     empty = array({"type": "object"}, maxItems=0)
     missing = ("No such job", "Job not found", NO_ROUTE)
     no_rule = ("No such rule", "Rule not found", NO_ROUTE)
@@ -441,7 +457,7 @@ def _control_operations() -> dict[str, Schema]:
             {200: ("Removed", obj(deleted=RULE_ID)), 404: no_rule},
         ),
         "GET /__mock/journal": _op(
-            "Recent requests to the Bankr routes, oldest first",
+            "Recent requests to the Bankr routes, oldest (by arrival) first, in flight too",
             {200: ("Matching entries", journal), 400: BAD},
             query=journal_filters,
         ),

@@ -15,6 +15,8 @@ run on a Redis Cluster, all in one slot)::
     {mockbankr}:versions      hash area -> version (clock, rules, limits, keys)
     {mockbankr}:area:NAME     an area's blob (see mockbankr.shared)
     {mockbankr}:rule_left     hash rule uid -> firings left (a rule's ``times``)
+    {mockbankr}:requests  hash "status route" -> requests (the metrics' request counters)
+    {mockbankr}:faults    hash rule id -> firings (the metrics' fault counters)
 
 Every change is one atomic Lua script (add, compare-and-set, paid add, an area's write,
 a rule's firing), so any number of servers may race on a job, a nonce or a rule. Each
@@ -50,12 +52,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from mockbankr.clock import REAL_IO
+from mockbankr.counters import CounterSnapshot
 from mockbankr.errors import ConfigError, StoreUnavailable
 from mockbankr.jobs import JobRecord
 from mockbankr.ledger import LedgerEntry
 from mockbankr.shared import AREAS
 
-__all__ = ["RedisStore", "decode_job", "encode_job", "redact"]
+__all__ = ["RedisCounters", "RedisStore", "decode_job", "encode_job", "redact"]
 
 #: Seconds to connect, and to wait for one answer: a lost or frozen Redis is a quick 503.
 CONNECT_TIMEOUT: Final = 1.0
@@ -360,6 +363,33 @@ class RedisStore:
         found = await (await self._conn()).client.hgetall(self.keys.counts)
         return {_text(uid): int(left) for uid, left in found.items()}
 
+    def request_counters(self) -> RedisCounters:
+        """Request and fault counters every server on this Redis adds to (the metrics')."""
+        return RedisCounters(self)
+
+    @_unavailable
+    async def add_counts(self, requests: dict[str, int], faults: dict[str, int]) -> None:
+        """Add to the shared request (``"status route"``) and fault counts, in one round trip."""
+        pipe = (await self._conn()).client.pipeline(transaction=False)
+        for field, count in requests.items():
+            pipe.hincrby(self.keys.requests, field, count)
+        for field, count in faults.items():
+            pipe.hincrby(self.keys.faults, field, count)
+        await pipe.execute()
+
+    @_unavailable
+    async def read_counts(self) -> tuple[dict[bytes, bytes], dict[bytes, bytes]]:
+        """The shared request and fault counts, as Redis holds them."""
+        pipe = (await self._conn()).client.pipeline(transaction=False)
+        pipe.hgetall(self.keys.requests)
+        pipe.hgetall(self.keys.faults)
+        requests, faults = await pipe.execute()
+        return requests, faults
+
+    @_unavailable
+    async def clear_counts(self) -> None:
+        await (await self._conn()).client.delete(self.keys.requests, self.keys.faults)
+
     @_unavailable
     async def clear(self) -> None:
         k = self.keys
@@ -481,6 +511,70 @@ class _Keys:
         self.nonces = tag + "nonces"
         self.versions = tag + "versions"
         self.counts = tag + "rule_left"
+        self.requests = tag + "requests"
+        self.faults = tag + "faults"
 
     def area(self, name: str) -> str:
         return self.tag + "area:" + name
+
+
+class RedisCounters:
+    """:class:`~mockbankr.counters.RequestCounters` on a :class:`RedisStore`'s Redis.
+
+    Every server on the Redis adds to the same two hashes, so a scrape of any one of
+    them counts the whole population's requests. Counting stays a dict increment on
+    the request's path; the steering layer then awaits :meth:`flush` (one pipelined
+    round trip, after the answer is sent). A flush Redis cannot take keeps its counts
+    for the next one: a lost Redis loses no count, and answers no request with an error.
+
+    Example::
+
+        counters = store.request_counters()
+        counters.count_request("/agent/prompt", 202)
+        await counters.flush()
+    """
+
+    def __init__(self, store: RedisStore) -> None:
+        self._store = store
+        self._requests: dict[str, int] = {}
+        self._faults: dict[str, int] = {}
+
+    def count_request(self, route: str, status: int) -> None:
+        field = f"{status} {route}"
+        self._requests[field] = self._requests.get(field, 0) + 1
+
+    def count_fault(self, rule_id: str) -> None:
+        self._faults[rule_id] = self._faults.get(rule_id, 0) + 1
+
+    @property
+    def flush_due(self) -> bool:
+        return bool(self._requests or self._faults)
+
+    async def flush(self) -> None:
+        requests, faults = self._requests, self._faults
+        if not (requests or faults):
+            return
+        self._requests, self._faults = {}, {}
+        try:
+            await self._store.add_counts(requests, faults)
+        except StoreUnavailable:  # keep them for the next flush
+            for field, count in requests.items():
+                self._requests[field] = self._requests.get(field, 0) + count
+            for field, count in faults.items():
+                self._faults[field] = self._faults.get(field, 0) + count
+
+    async def snapshot(self) -> CounterSnapshot:
+        await self.flush()
+        requests, faults = await self._store.read_counts()
+        snapshot = CounterSnapshot()
+        for field, count in requests.items():
+            status, _, route = field.decode().partition(" ")
+            snapshot.requests[route, int(status)] = int(count)
+        for field, count in faults.items():
+            snapshot.faults[field.decode()] = int(count)
+        return snapshot
+
+    async def clear(self) -> None:
+        self._requests.clear()
+        self._faults.clear()
+        await self._store.clear_counts()

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from mockbankr.accounts import KeyConfig
 from mockbankr.errors import ConfigError
+from mockbankr.journal import DEFAULT_JOURNAL_BYTES
 from mockbankr.money import PaymentTerms
 from mockbankr.rules import Rule
+from mockbankr.validate import JOURNAL_BYTES
 
 __all__ = ["Settings"]
 
@@ -42,6 +44,9 @@ class Settings:
     log_requests: bool = False
     #: How many requests the journal keeps (a ring buffer).
     journal_size: int = 10_000
+    #: About how many bytes the journal keeps (estimated from its entries' text lengths);
+    #: the oldest entries go first when over.
+    journal_bytes: int = DEFAULT_JOURNAL_BYTES
     #: Required as ``Authorization: Bearer`` on ``/__mock/*``; ``None`` = loopback only.
     admin_token: str | None = None
     #: Prompts per key per rolling 24 simulated hours; ``None`` = unlimited.
@@ -74,6 +79,10 @@ class Settings:
             raise ConfigError("host must not be empty")
         if not (isinstance(self.journal_size, int) and self.journal_size >= 1):
             raise ConfigError(f"journal size must be >= 1, got {self.journal_size!r}")
+        if not (isinstance(self.journal_bytes, int) and JOURNAL_BYTES.contains(self.journal_bytes)):
+            raise ConfigError(
+                f"journal bytes must be {JOURNAL_BYTES.describe()}, got {self.journal_bytes!r}"
+            )
         if self.daily_limit is not None and self.daily_limit < 1:
             raise ConfigError(f"daily limit must be >= 1, got {self.daily_limit!r}")
         if self.admin_token is not None and len(self.admin_token) < 8:

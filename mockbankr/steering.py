@@ -2,7 +2,8 @@
 
 It wraps the Bankr routes (never ``/__mock/*``). For each request it picks an
 action from the ``X-Mockbankr-*`` headers or else from the :class:`RuleSet`,
-carries it out, and records the request in the :class:`Journal`. What the
+carries it out, and journals the request (a
+:class:`~mockbankr.journal.RequestJournal`: when it arrives, and when it ends). What the
 request learns travels in its :class:`~mockbankr.context.RequestContext`: a
 ``job`` action goes down to the prompt handler as ``shape``, the owner and job
 id come back up for the journal. Who the caller is comes from the flavours'
@@ -27,7 +28,7 @@ from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.context import CONTEXT_KEY, RequestContext
 from mockbankr.counters import RequestCounters
 from mockbankr.errors import ConfigError, MockbankrError
-from mockbankr.journal import Journal, prompt_key
+from mockbankr.journal import RequestJournal, key_fingerprint, prompt_key
 from mockbankr.lifetime import Lifetime
 from mockbankr.rules import (
     DIRECTIVE_HEADERS,
@@ -182,7 +183,7 @@ class SteeringMiddleware:
         app: ASGIApp,
         *,
         rules: RuleSet,
-        journal: Journal,
+        journal: RequestJournal,
         clock: Clock,
         table: TimingTable,
         identify_key: Identify,
@@ -214,6 +215,23 @@ class SteeringMiddleware:
         ctx = scope[CONTEXT_KEY] = RequestContext()
         status = 0
         retry_after: float | None = None
+        # A C-level look for a directive among the header names, then the rules'
+        # cheapest test. Most requests stop there: the hot path.
+        hot = not self.check_steering or (
+            DIRECTIVE_HEADERS.isdisjoint(map(_name, scope["headers"]))
+            and (not self.rules.active or not self._could_match(scope))
+        )
+        # Journaled as it arrives (in flight), completed in the finally below. A steered
+        # request (a hang, a delay) may be held long: it shows who it claims to be at
+        # once; on the hot path the owner is known when it ends.
+        handle = self.journal.begin(
+            scope["method"],
+            scope["path"],
+            None if hot else self._claimed_owner(scope),
+            arrived,
+            started,
+            user_agent=_user_agent(scope),
+        )
 
         def recording_send(message: Message) -> Awaitable[None]:
             # A plain function handing back send's awaitable: no extra coroutine per message.
@@ -225,14 +243,9 @@ class SteeringMiddleware:
             return send(message)
 
         try:
-            # A C-level look for a directive among the header names, then the rules'
-            # cheapest test. Most requests stop here.
-            if not self.check_steering or (
-                DIRECTIVE_HEADERS.isdisjoint(map(_name, scope["headers"]))
-                and (not self.rules.active or not self._could_match(scope))
-            ):
-                # The hot path: no directive, and no rule could match (none at all, or
-                # only rules for other methods, keys and paths), so no extra layers.
+            if hot:
+                # No directive, and no rule could match (none at all, or only rules for
+                # other methods, keys and paths), so no extra layers.
                 await self.app(scope, receive, recording_send)
                 return
             text = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -263,20 +276,16 @@ class SteeringMiddleware:
             raise
         finally:
             owner = ctx.owner
-            if owner is None:  # not authenticated: note who the caller claims to be
-                owner = self.identify_key(scope) or self.identify_wallet(scope)
-            self.journal.record(
-                scope["method"],
-                scope["path"],
+            if owner is None and hot:  # not authenticated: who the caller claims to be
+                owner = self._claimed_owner(scope)
+            self.journal.finish(
+                handle,
                 status,
-                owner,
-                ctx.job_id,
-                arrived,
-                self.clock.now(),
-                started,
-                perf_seconds(),
-                ctx.fault,
-                user_agent=_user_agent(scope),
+                answered=self.clock.now(),
+                ended=perf_seconds(),
+                owner=owner,  # None: the claim it began with
+                job_id=ctx.job_id,
+                fault=ctx.fault,
                 prompt_hash=ctx.prompt_hash,
                 retry_after=retry_after,
                 job_status=ctx.job_status,
@@ -289,20 +298,35 @@ class SteeringMiddleware:
                 )
                 if ctx.rule_id is not None:
                     self.counters.count_fault(ctx.rule_id)
+                if self.counters.flush_due:  # a shared store's counters (the answer is sent)
+                    await self.counters.flush()
             if self.log_requests:
-                entry = self.journal.last()
-                logger.info(
-                    "request method=%s path=%s status=%s owner=%s job=%s fault=%s"
-                    " sim_time=%s latency_ms=%.2f",
-                    entry.method,
-                    entry.path,
-                    entry.status,
-                    entry.owner,
-                    entry.job_id,
-                    entry.fault,
-                    iso(entry.sim_time),
-                    entry.latency_ms,
-                )
+                self._log(handle)
+
+    def _claimed_owner(self, scope: Scope) -> str | None:
+        """Who the caller claims to be, as the journal shows it: a key's fingerprint,
+        else a wallet (until a flavour authenticates it, :attr:`RequestContext.owner`)."""
+        key = self.identify_key(scope)
+        if key is not None:
+            return key_fingerprint(key)
+        return self.identify_wallet(scope)
+
+    def _log(self, handle: int) -> None:
+        entry = self.journal.entry(handle)
+        if entry is None:  # the journal was cleared meanwhile
+            return
+        logger.info(
+            "request method=%s path=%s status=%s owner=%s job=%s fault=%s"
+            " sim_time=%s latency_ms=%.2f",
+            entry.method,
+            entry.path,
+            entry.status,
+            entry.owner,
+            entry.job_id,
+            entry.fault,
+            iso(entry.sim_time),
+            entry.latency_ms,
+        )
 
     def _could_match(self, scope: Scope) -> bool:
         return self.rules.could_match(scope["method"], self.identify_key(scope), scope["path"])

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
@@ -25,7 +24,7 @@ from typing import Any, Final, Literal
 
 from mockbankr.clock import MAX_TIME, iso
 from mockbankr.errors import ConfigError
-from mockbankr.journal import Entry
+from mockbankr.journal import Entry, key_fingerprint, owner_matches
 from mockbankr.money import atomic_to_usdc, usdc_to_atomic
 from mockbankr.validate import Bound, parse_float, parse_int
 
@@ -41,6 +40,7 @@ __all__ = [
     "Thresholds",
     "Verdict",
     "Window",
+    "is_owner",
     "owner_label",
     "parse_since",
     "server_thresholds",
@@ -71,12 +71,22 @@ def owner_label(owner: str) -> str:
 
     Example::
 
-        owner_label("bk_live_secret")  # 'bk_…' + four hex digits of its hash
+        owner_label("bk_live_secret")  # key_fingerprint("bk_live_secret"): 'bk_…' + 12 hex
     """
-    if owner.startswith("0x") or "…" in owner:
+    if owner.startswith("0x") or "…" in owner:  # a wallet, or already a fingerprint
         return owner
-    prefix = owner[:3] if owner.startswith("bk_") else ""
-    return f"{prefix}…{hashlib.sha256(owner.encode('utf-8', 'replace')).hexdigest()[:4]}"
+    return key_fingerprint(owner)
+
+
+def is_owner(owner: str, wanted: str) -> bool:
+    """Whether ``wanted`` names ``owner`` (as journaled): that owner, its label, or the
+    whole API key whose fingerprint it is.
+
+    Example::
+
+        is_owner(key_fingerprint("bk_1"), "bk_1")  # True
+    """
+    return owner_matches(owner, wanted) or wanted == owner_label(owner)
 
 
 def parse_since(text: str) -> float:
@@ -360,9 +370,9 @@ class Report:
         return any(client.failed for client in self.clients)
 
     def client(self, owner: str) -> ClientVerdicts:
-        """The verdicts of one owner (the owner as journaled, or its label)."""
+        """The verdicts of one owner (as journaled, its label, or the whole API key)."""
         for found in self.clients:
-            if owner in (found.owner, found.label):
+            if is_owner(found.owner, owner):
                 return found
         raise KeyError(f"no requests from {owner!r} in this report")
 

@@ -10,6 +10,7 @@ import pytest
 
 from mockbankr import MemoryStore, Settings, VirtualClock, create_app
 from mockbankr.core import Simulator
+from mockbankr.journal import key_fingerprint
 from mockbankr.testing import SyncClockTransport
 from tests.conftest import OTHER_KEY, STORES, rewrite, snapshot, stored
 
@@ -402,4 +403,4 @@ def test_rules_the_journal_and_authentication_agree_on_who_sent_two_keys(
         job_id = response.json()["jobId"]
         assert http.get(f"/agent/job/{job_id}", headers={"X-API-Key": "bk_first"}).is_success
         (entry,) = http.get("/__mock/journal", params={"method": "POST"}).json()["entries"]
-    assert (entry["owner"], entry["jobId"]) == ("bk_first", job_id)
+    assert (entry["owner"], entry["jobId"]) == (key_fingerprint("bk_first"), job_id)

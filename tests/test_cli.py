@@ -19,6 +19,9 @@ from mockbankr.cli import main
         (["--speed", "inf"], {}, "Invalid value for '--speed'"),
         (["--seed", "²"], {}, "--seed: expected an integer"),
         (["--journal-size", "1" * 400], {}, "--journal-size: expected an integer"),
+        (["--journal-bytes", "1000"], {}, "--journal-bytes: expected an integer within 65536"),
+        (["--journal-bytes", "1e9"], {}, "--journal-bytes: expected an integer"),
+        ([], {"MOCKBANKR_JOURNAL_BYTES": "-1"}, "--journal-bytes: expected an integer"),
         (["--port", "70000"], {}, "Invalid value for '--port'"),
         ([], {"MOCKBANKR_SPEED": "fast"}, "Invalid value for '--speed'"),
         ([], {"MOCKBANKR_PORT": "-5"}, "Invalid value for '--port'"),
@@ -65,6 +68,7 @@ def test_help_explains_every_flag_and_its_environment_variable() -> None:
         ("--fixtures", "MOCKBANKR_FIXTURES"),
         ("--api-key", "MOCKBANKR_API_KEY"),
         ("--log-requests", "MOCKBANKR_LOG_REQUESTS"),
+        ("--journal-bytes", "MOCKBANKR_JOURNAL_BYTES"),
     ]:
         assert flag in result.output
         assert env in result.output

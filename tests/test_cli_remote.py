@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from mockbankr import VirtualClock
 from mockbankr.cli import main
+from mockbankr.journal import key_fingerprint
 from mockbankr.testing import LiveServer
 
 pytestmark = pytest.mark.live
@@ -56,7 +57,7 @@ def test_journal_shows_and_clears_requests(server: LiveServer) -> None:
     httpx.get(server.base_url + "/agent/job/job_X", headers={"X-API-Key": "bk_j"})
     entries = json.loads(run(server, "journal", "--json", "--path", "/agent/*"))["entries"]
     assert [(e["path"], e["status"], e["owner"]) for e in entries] == [
-        ("/agent/job/job_X", 404, "bk_j")
+        ("/agent/job/job_X", 404, key_fingerprint("bk_j"))
     ]
     assert "/_health" in run(server, "journal")
 
@@ -143,11 +144,15 @@ def test_journal_filters_by_job_id_and_fault(server: LiveServer) -> None:
 
 def test_tables_keep_every_value_whole_in_a_pipe(server: LiveServer) -> None:
     run(server, "journal", "--clear")
-    job_id = _submit(server, "bk_a_rather_long_api_key_that_would_not_fit_80_columns")
+    key = "bk_a_rather_long_api_key_that_would_not_fit_80_columns"
+    job_id = _submit(server, key)
+    long_path = "/agent/job/job_a_rather_long_job_id_that_would_not_fit_80_columns_either"
+    httpx.get(server.base_url + long_path, headers={"X-API-Key": key})
     output = run(server, "journal")  # CliRunner's stdout is not a terminal
     assert job_id in output
-    assert "bk_a_rather_long_api_key_that_would_not_fit_80_columns" in output
-    assert "…" not in output
+    assert long_path in output
+    assert output.count(key_fingerprint(key)) == 2  # whole, never cut to "bk_…3f…"
+    assert key not in output  # the journal never shows a key
     assert max(len(line) for line in output.splitlines()) > 80
 
 

@@ -11,6 +11,7 @@ import pytest
 from starlette.applications import Starlette
 
 from mockbankr import JobStore, MemoryStore, Settings, VirtualClock, create_app
+from mockbankr.journal import key_fingerprint
 from mockbankr.rules import parse_rule
 from mockbankr.testing import SyncClockTransport
 from tests.conftest import STORES
@@ -174,7 +175,11 @@ def test_respond_rule_then_normal_answers_and_the_journal(mock: httpx.Client) ->
     assert [e["status"] for e in entries] == [503, 503, 200]
     assert [e["fault"] for e in entries] == ["respond", "respond", None]
     assert {e["jobId"] for e in entries} == {job_id}
-    assert entries[-1]["owner"] == "bk_test"
+    assert entries[-1]["owner"] == key_fingerprint("bk_test")  # never the key itself
+    for owner in ("bk_test", key_fingerprint("bk_test")):  # either finds its requests
+        found = mock.get("/__mock/journal", params={"owner": owner, "path": "/agent/job/*"})
+        assert len(found.json()["entries"]) == 3, owner
+    assert mock.get("/__mock/journal", params={"owner": "bk_other"}).json()["entries"] == []
     assert mock.delete("/__mock/journal").status_code == 200
     assert mock.get("/__mock/journal").json()["entries"] == []
     assert mock.get("/__mock/journal", params={"colour": "x"}).status_code == 400

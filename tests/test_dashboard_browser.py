@@ -200,3 +200,42 @@ def test_a_client_polling_too_fast_fails_poll_interval(
     expect(check).to_have_class("check fail")
     expect(watched.page.locator("#verdicts .evidence").first).to_contain_text("poll-interval")
     assert watched.errors == []
+
+
+def test_with_an_admin_token_the_page_asks_for_it_once(browser: Browser) -> None:
+    token = "s3cret-dashboard-token"
+    with LiveServer(settings=Settings(seed=1, speed=0.0, admin_token=token)) as server:
+        bearer = {"Authorization": f"Bearer {token}"}
+        submitted = httpx.post(
+            server.base_url + "/agent/prompt",
+            json={"prompt": PRICE},
+            headers={"X-API-Key": KEY},
+        )
+        job_id = submitted.json()["jobId"]
+        context = browser.new_context(base_url=server.base_url)
+        page = context.new_page()
+        sent: list[str | None] = []
+        page.on(
+            "request",
+            lambda request: (
+                sent.append(request.headers.get("authorization"))
+                if "/__mock/jobs" in request.url
+                else None
+            ),
+        )
+        try:
+            page.goto("/__mock/ui")  # the page itself needs no token
+            expect(page.locator("#status")).to_contain_text("admin token", timeout=SHOWS_WITHIN)
+            assert set(sent) == {None}
+            page.fill("#token", token)
+            page.click("#token-form button[type=submit]")
+            row = page.locator(f'#jobs-table tr[data-job-id="{job_id}"]')
+            expect(row).to_be_visible(timeout=SHOWS_WITHIN)
+            expect(page.locator("#status")).to_have_text("")
+            assert sent[-1] == bearer["Authorization"]
+            page.reload()  # kept by the tab: not asked again
+            expect(row).to_be_visible(timeout=SHOWS_WITHIN)
+        finally:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=SCREENSHOTS / "test_admin_token.png", full_page=True)
+            context.close()

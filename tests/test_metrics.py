@@ -9,6 +9,7 @@ import datetime
 import json
 import random
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,11 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
+from _redis_server import RedisServer
 from _x402_signing import make_payment_header
 from eth_account import Account
 from prometheus_client.parser import text_string_to_metric_families
 
-from mockbankr import MemoryStore, Settings, VirtualClock, create_app
+from mockbankr import JobStore, MemoryStore, Settings, VirtualClock, create_app
+from mockbankr.counters import CounterSnapshot
+from mockbankr.errors import StoreUnavailable
+from mockbankr.redis_store import RedisStore
 from mockbankr.testing import SyncClockTransport
 from tests.conftest import KEY, OTHER_KEY
 
@@ -43,6 +48,32 @@ def web() -> Iterator[tuple[httpx.Client, VirtualClock]]:
     http, clock = _http(Settings(seed=1))
     with http:
         yield http, clock
+
+
+@pytest.fixture(params=["one server, in memory", "two servers, one Redis"])
+def servers(
+    request: pytest.FixtureRequest, redis_server: RedisServer
+) -> Iterator[list[tuple[httpx.Client, VirtualClock]]]:
+    """One app on a MemoryStore, or two apps (two servers) sharing one Redis, one clock."""
+    clock = VirtualClock()
+    if request.param.startswith("one"):
+        stores: list[JobStore] = [MemoryStore()]
+    else:
+        redis_server.flush()
+        stores = [RedisStore(redis_server.url), RedisStore(redis_server.url)]
+    clients = [
+        httpx.Client(
+            transport=SyncClockTransport(
+                create_app(Settings(seed=1), clock=clock, rng=random.Random(i), store=store),
+                clock,
+            ),
+            base_url="http://mockbankr.local",
+        )
+        for i, store in enumerate(stores)
+    ]
+    yield [(client, clock) for client in clients]
+    for client in clients:
+        client.close()
 
 
 def scrape(http: httpx.Client) -> Samples:
@@ -133,17 +164,38 @@ def scripted_run(http: httpx.Client, clock: VirtualClock) -> None:
     assert live.status_code == 202
 
 
+def other_run(http: httpx.Client) -> None:
+    """A second server's share: a prompt, polls, a rule of its own, a 404."""
+    rule = {
+        "id": "garbled",
+        "match": {"method": "GET", "path": "/agent/job/*"},
+        "action": {"malformed": {}},
+        "times": 1,
+    }
+    assert http.post("/__mock/rules", json=rule).status_code == 201
+    response = http.post("/agent/prompt", json={"prompt": PROMPTS[1]}, headers={"X-API-Key": KEY})
+    assert response.status_code == 202
+    for _ in range(3):
+        http.get(f"/agent/job/{response.json()['jobId']}", headers={"X-API-Key": KEY})
+    assert http.get("/v2/nothing").status_code == 404
+
+
 def test_after_a_scripted_run_the_metrics_equal_the_records(
-    web: tuple[httpx.Client, VirtualClock],
+    servers: list[tuple[httpx.Client, VirtualClock]],
 ) -> None:
-    http, clock = web
+    """With two servers on one Redis, each one's scrape is the whole population's."""
+    http, clock = servers[0]
     scripted_run(http, clock)
-    samples = scrape(http)
-    entries = http.get("/__mock/journal").json()["entries"]
+    for other, _ in servers[1:]:
+        other_run(other)
+    entries = [e for web in servers for e in web[0].get("/__mock/journal").json()["entries"]]
     jobs = http.get("/__mock/jobs", params={"limit": 1000}).json()["jobs"]
     ledger = http.get("/__mock/ledger").json()
+    scrapes = [scrape(web[0]) for web in servers]
+    assert all(samples == scrapes[0] for samples in scrapes)
+    samples = scrapes[0]
 
-    # Requests by route template and status: the journal's, entry for entry.
+    # Requests by route template and status: the journals', entry for entry.
     journal = collections.Counter((template(e["path"]), str(e["status"])) for e in entries)
     assert by(samples, "mockbankr_requests_total", "route", "status") == journal
     assert journal["/agent/job/{job_id}", "503"] == 3
@@ -151,15 +203,19 @@ def test_after_a_scripted_run_the_metrics_equal_the_records(
     # Fault firings by rule: each rule's action kind is its own, so the journal tells them apart.
     faults = collections.Counter(e["fault"] for e in entries if e["fault"])
     firings = by(samples, "mockbankr_fault_firings_total", "rule")
-    assert firings == {("flaky",): faults["respond"], ("slow",): faults["delay"]}
-    assert firings == {("flaky",): 3, ("slow",): 1}
+    expected = {("flaky",): faults["respond"], ("slow",): faults["delay"]}
+    if len(servers) > 1:
+        expected["garbled",] = faults["malformed"]
+        assert faults["malformed"] == 1
+    assert firings == expected
+    assert (firings["flaky",], firings["slow",]) == (3, 1)
 
     # Jobs: created by category, finished by category and status, live, from the job list;
     # and as many as the journal's accepted prompts.
     created = collections.Counter((job["category"],) for job in jobs)
     assert by(samples, "mockbankr_jobs_created_total", "category") == created
     accepted = [e for e in entries if e["path"].endswith("/prompt") and e["status"] == 202]
-    assert sum(created.values()) == len(accepted) == len(PROMPTS) * 2 + 3
+    assert sum(created.values()) == len(accepted) == len(PROMPTS) * 2 + 3 + len(servers) - 1
     final = collections.Counter(
         (job["category"], job["status"])
         for job in jobs
@@ -168,8 +224,13 @@ def test_after_a_scripted_run_the_metrics_equal_the_records(
     assert by(samples, "mockbankr_jobs_finished_total", "category", "status") == final
     cancels = [e for e in entries if e["path"].endswith("/cancel") and e["status"] == 200]
     assert sum(n for (_, status), n in final.items() if status == "cancelled") == len(cancels)
-    live = by(samples, "mockbankr_jobs_live", "category", "status")
-    assert live == {("price", "pending"): 1}
+    live = collections.Counter(
+        (job["category"], job["status"])
+        for job in jobs
+        if job["status"] in ("pending", "processing")
+    )
+    assert by(samples, "mockbankr_jobs_live", "category", "status") == live
+    assert live["price", "pending"] == 1
 
     # USDC: the ledger's total for x402; the price of every API-key job.
     spent = by(samples, "mockbankr_spent_usdc_total", "payment")
@@ -252,3 +313,39 @@ def test_building_the_app_does_not_import_prometheus_client() -> None:
     assert result.returncode == 0, result.stderr
     loaded: Any = json.loads(result.stdout)
     assert loaded is False
+
+
+@pytest.mark.anyio
+async def test_a_lost_redis_keeps_the_counts_for_the_next_flush() -> None:
+    """A flush Redis cannot take raises nothing on the request's path and loses nothing."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    counters = RedisStore(f"redis://127.0.0.1:{port}/0").request_counters()
+    counters.count_request("/agent/prompt", 202)
+    counters.count_fault("r1")
+    await counters.flush()
+    assert counters.flush_due
+    with pytest.raises(StoreUnavailable):
+        await counters.snapshot()  # a scrape answers 503
+    assert counters.flush_due
+
+
+@pytest.mark.anyio
+async def test_redis_counters_add_up_across_servers(redis_server: RedisServer) -> None:
+    redis_server.flush()
+    first = RedisStore(redis_server.url).request_counters()
+    second = RedisStore(redis_server.url).request_counters()
+    for counters in (first, second, second):
+        counters.count_request("/agent/job/{job_id}", 200)
+        counters.count_fault("r1")
+        await counters.flush()
+        assert not counters.flush_due
+    # Counted, not flushed yet: a scrape of this server flushes it first.
+    second.count_request("unmatched", 0)
+    for counters in (second, first):
+        snapshot = await counters.snapshot()
+        assert snapshot.requests == {("/agent/job/{job_id}", 200): 3, ("unmatched", 0): 1}
+        assert snapshot.faults == {"r1": 3}
+    await first.clear()
+    assert await second.snapshot() == CounterSnapshot()

@@ -89,3 +89,20 @@ def test_a_key_revoked_or_rotated_on_one_is_so_on_the_other(
     assert rotated.status_code == 200, rotated.text
     assert a.get("/agent/me", headers=other).status_code == 401
     assert a.get("/__mock/keys").json() == b.get("/__mock/keys").json()
+
+
+def _requests_total(metrics: str, route: str, status: int) -> float:
+    line = f'mockbankr_requests_total{{route="{route}",status="{status}"}} '
+    (found,) = [x for x in metrics.splitlines() if x.startswith(line)]
+    return float(found.removeprefix(line))
+
+
+def test_the_metrics_count_the_requests_of_both(pair: tuple[httpx.Client, httpx.Client]) -> None:
+    a, b = pair
+    for server, times in ((a, 2), (b, 3)):
+        for _ in range(times):
+            assert server.get("/wallet/me").status_code == 200
+    assert _requests_total(a.get("/__mock/metrics").text, "/wallet/me", 200) == 5
+    assert _requests_total(b.get("/__mock/metrics").text, "/wallet/me", 200) == 5
+    assert a.post("/__mock/reset", json={}).status_code == 200
+    assert "/wallet/me" not in b.get("/__mock/metrics").text

@@ -177,11 +177,12 @@ async function refreshJournal() {
           when(entry.simTime),
           entry.method,
           entry.path,
-          el("td", entry.status, "status"),
+          el("td", entry.state === "in-flight" ? "in flight" : entry.status, "status"),
           entry.owner === null ? "" : entry.owner,
           entry.fault === null ? "" : entry.fault,
         ]);
-        if (entry.status === 0 || entry.status >= 400) tr.className = "bad";
+        if (entry.state === "in-flight") tr.className = "in-flight";
+        else if (entry.status === 0 || entry.status >= 400) tr.className = "bad";
         return tr;
       }),
   );

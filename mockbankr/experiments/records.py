@@ -22,7 +22,7 @@ import httpx
 from starlette.applications import Starlette
 
 from mockbankr.experiments.metrics import JobView, RequestView
-from mockbankr.journal import Entry, Journal
+from mockbankr.journal import Entry, RequestJournal
 
 __all__ = ["Records", "parse_iso", "records_from_app", "records_from_server"]
 
@@ -74,7 +74,7 @@ def _coverage(entries: list[Entry], first_seq: int, last_seq: int) -> dict[str, 
 
 async def records_from_app(app: Starlette, *, t0: float, end: float) -> Records:
     """The records of an in-process app (its journal, store and ledger) after a run."""
-    journal: Journal = app.state.journal
+    journal: RequestJournal = app.state.journal
     sim = app.state.simulator
     entries = journal.entries()
     last = entries[-1].seq if entries else 0
@@ -126,6 +126,7 @@ def _entry(raw: dict[str, Any]) -> Entry:
         prompt_hash=raw.get("promptHash"),
         retry_after=raw.get("retryAfter"),
         job_status=raw.get("jobStatus"),
+        in_flight=raw.get("state") == "in-flight",
     )
 
 
@@ -167,7 +168,7 @@ async def records_from_server(
     journal = (await http.get("/__mock/journal")).raise_for_status().json()
     kept = journal["entries"]
     if first_seq is None:
-        full = len(kept) >= int(journal.get("size", 0))
+        full = len(kept) >= int(journal.get("size", 0)) or int(journal.get("dropped", 0)) > 0
         first_seq = 1 if full or not kept else int(kept[0]["seq"])
     entries = [_entry(raw) for raw in kept if int(raw["seq"]) >= first_seq]
     jobs_raw: list[dict[str, Any]] = []

@@ -33,6 +33,7 @@ from mockbankr.experiments.plan import Task, plan_tasks
 from mockbankr.experiments.records import Records, records_from_app
 from mockbankr.experiments.spec import ExperimentSpec, NaivePolicy, Policy
 from mockbankr.experiments.verdicts import grade_run
+from mockbankr.journal import MAX_ENTRY_BYTES
 from mockbankr.money import PaymentTerms, usdc_to_atomic
 from mockbankr.settings import Settings
 from mockbankr.store import MemoryStore
@@ -141,6 +142,8 @@ async def run_policy(
         daily_limit=spec.server.daily_limit,
         rules=spec.rules,
         journal_size=journal_size_for(spec, policy),
+        # Never bounded by bytes before entries: the size (every request) bounds it.
+        journal_bytes=journal_size_for(spec, policy) * MAX_ENTRY_BYTES,
         payment=PaymentTerms(price_atomic=usdc_to_atomic(spec.server.price_usdc)),
     )
     app = create_app(
