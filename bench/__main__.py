@@ -8,6 +8,7 @@ is 0 unless a benchmark crashed (see bench/README.md for why).
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import time
@@ -26,6 +27,7 @@ from bench import (
     poll,
     rules,
     scale,
+    soak,
     startup,
     verdicts,
     x402,
@@ -40,6 +42,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "memory": memory.run,
     "client": client.run,
     "rules": rules.run,
+    "rules-add": rules.run_adding,
     "metrics": metrics.run,
     "instructions": instructions.run,
     "x402": x402.run,
@@ -49,6 +52,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "verdicts": verdicts.run,
     "experiment": experiment.run,
     "scale": scale.run,
+    "soak": soak.run,
 }
 
 logger = logging.getLogger("bench")
@@ -98,7 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
     )
+    parser.add_argument(
+        "--soak-seconds",
+        type=int,
+        default=soak.SECONDS,
+        metavar="S",
+        help=f"length of each soak of the soak benchmark (default {soak.SECONDS})",
+    )
     args = parser.parse_args(argv)
+    benchmarks = {**BENCHMARKS, "soak": functools.partial(soak.run, args.soak_seconds)}
     console = Console()
     if not console.is_terminal:  # a pipe or a CI log: don't wrap the table at 80 columns
         console = Console(width=120)
@@ -113,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     for name in selected:
         try:
-            results[name] = BENCHMARKS[name]()
+            results[name] = benchmarks[name]()
         except BenchError as exc:
             logger.error("benchmark %s could not measure: %s", name, exc)
             results[name] = None

@@ -427,9 +427,20 @@ def bankr_schemas() -> dict[str, Schema]:
             x402Version={"const": 1},
             accepts=array(ref("PaymentRequirements"), minItems=1),
         ),
+        # A thread and a wallet: what a prompt's threadId and an x402 prompt's walletAddress
+        # refer to. Named, so that the document says where they come from (a prompt's 202,
+        # /wallet/me); schemathesis starts stateful scenarios only with operations whose
+        # references some operation produces.
+        "Thread": {
+            "type": "object",
+            "description": "A conversation: pass its threadId with the next prompt to go on",
+            "required": ["threadId"],
+            "properties": {"threadId": STR},
+        },
+        "Wallet": obj(chain=enum_of("evm", "solana"), address=STR),
         "Me": obj(
             success=TRUE,
-            wallets=array(obj(chain=enum_of("evm", "solana"), address=STR)),
+            wallets=array(ref("Wallet")),
             socialAccounts=array(obj(platform=STR, username=Opt(STR))),
             refCode=Opt(STR),
             bankrClub=obj(active=BOOL, subscriptionType=Opt(STR), renewOrCancelOn=Opt(NUM)),

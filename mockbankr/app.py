@@ -292,6 +292,9 @@ def create_app(
         clock=payment_clock or clock,
         configured_host=settings.host,
         admin_token=settings.admin_token,
+        # The router's own list (routes added later included): a method no route takes is
+        # the router's 405, before any 415.
+        routes=app.router.routes,
     )
     app.router.redirect_slashes = False  # "/_health/" is a 404 in the wire shape, not a 307
     app.state.simulator = sim

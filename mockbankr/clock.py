@@ -27,6 +27,8 @@ import itertools
 import math
 import threading
 import time
+from collections.abc import Callable
+from types import TracebackType
 from typing import Final, Protocol, runtime_checkable
 
 from mockbankr.validate import CLOCK_LIMIT
@@ -34,12 +36,15 @@ from mockbankr.validate import CLOCK_LIMIT
 __all__ = [
     "CLOCK_LIMIT",
     "Clock",
+    "ClockTimeout",
     "DEFAULT_EPOCH",
     "MAX_TIME",
     "REAL_IO",
     "RealClock",
     "ScaledClock",
+    "Timer",
     "VirtualClock",
+    "call_later",
     "iso",
     "perf_seconds",
     "wall_time",
@@ -96,6 +101,10 @@ class RealClock:
     def sleep_sync(self, seconds: float) -> None:
         time.sleep(max(0.0, seconds))
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` on the running loop ``seconds`` from now (no task)."""
+        return asyncio.get_running_loop().call_later(max(0.0, seconds), callback)
+
 
 def _check_target(when: float, now: float) -> float:
     if not math.isfinite(when) or when > CLOCK_LIMIT:
@@ -139,6 +148,7 @@ class ScaledClock:
         #: Counts the changes made here (speed, advance, reset), not those loaded by
         #: :meth:`set_anchor`: a shared clock publishes a change when it moves.
         self.revision = 0
+        self._timers: set[_ScaledTimer] = set()
 
     @property
     def speed(self) -> float:
@@ -194,6 +204,8 @@ class ScaledClock:
             self._changed.notify_all()
         for loop, fut in list(self._sleepers):
             loop.call_soon_threadsafe(_resolve, fut)
+        for timer in list(self._timers):
+            timer.loop.call_soon_threadsafe(timer.plan)
 
     def _wall_wait(self, deadline: float) -> float | None:
         """Wall seconds until simulated ``deadline`` at the current speed (None: never)."""
@@ -227,6 +239,55 @@ class ScaledClock:
         with self._changed:
             while self.now() < deadline:
                 self._changed.wait(self._wall_wait(deadline))
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` on the running loop once ``seconds`` of simulated time pass.
+
+        No task: a loop timer, planned again whenever the clock's speed or time changes.
+        """
+        timer = _ScaledTimer(self, asyncio.get_running_loop(), self.now() + seconds, callback)
+        timer.plan()
+        return timer
+
+
+class _ScaledTimer:
+    """A callback at a simulated instant of a :class:`ScaledClock`, on one loop."""
+
+    __slots__ = ("callback", "clock", "deadline", "handle", "loop")
+
+    def __init__(
+        self,
+        clock: ScaledClock,
+        loop: asyncio.AbstractEventLoop,
+        deadline: float,
+        callback: Callable[[], None] | None,
+    ) -> None:
+        self.clock, self.loop, self.deadline, self.callback = clock, loop, deadline, callback
+        self.handle: asyncio.TimerHandle | None = None
+
+    def plan(self) -> None:
+        """Fire if due, else wait (in wall time) for the deadline at the clock's speed."""
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        callback = self.callback
+        if callback is None:  # cancelled, or fired already
+            return
+        if self.clock.now() >= self.deadline:
+            self.cancel()
+            callback()
+            return
+        wait = self.clock._wall_wait(self.deadline)
+        if wait is not None:  # None: a stopped clock; a change of speed plans again
+            self.handle = self.loop.call_later(max(wait, 0.0), self.plan)
+        self.clock._timers.add(self)
+
+    def cancel(self) -> None:
+        self.callback = None
+        if self.handle is not None:
+            self.handle.cancel()
+            self.handle = None
+        self.clock._timers.discard(self)
 
 
 def _resolve(fut: asyncio.Future[None]) -> None:
@@ -286,9 +347,19 @@ class VirtualClock:
 
     def __init__(self, start: float = DEFAULT_EPOCH) -> None:
         self._start = self._now = float(start)
-        self._waiters: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._waiters: list[tuple[float, int, asyncio.Future[None] | _VirtualTimer]] = []
+        self._cancelled = 0  # waiters given up on but still in the heap
         self._counter = itertools.count()
         self._driver: asyncio.Handle | None = None
+
+    @property
+    def scheduled(self) -> int:
+        """Sleepers and timers the clock holds, including any given up on and not yet dropped.
+
+        A burst of requests that finished leaves at most a few: given-up entries are
+        dropped once they are half of the heap (amortised O(1)).
+        """
+        return len(self._waiters)
 
     def now(self) -> float:
         return self._now
@@ -317,14 +388,41 @@ class VirtualClock:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        fut: asyncio.Future[None] = loop.create_future()
-        heapq.heappush(self._waiters, (self._now + seconds, next(self._counter), fut))
-        self._schedule_driver(loop)
+        fut = self._schedule(loop, seconds)
         try:
             await fut
         finally:
             if not fut.done():
                 fut.cancel()
+            if fut.cancelled():
+                self._given_up()
+
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` on the loop once the clock reaches ``seconds`` from now.
+
+        No task and no future: an entry in the clock's heap, which costs the loop
+        nothing until it fires (cancelling schedules nothing either). The timer counts
+        as a sleeper: when the loop settles, time jumps to it.
+        """
+        loop = asyncio.get_running_loop()
+        timer = _VirtualTimer(self, loop, callback)
+        heapq.heappush(self._waiters, (self._now + max(0.0, seconds), next(self._counter), timer))
+        self._schedule_driver(loop)
+        return timer
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, seconds: float) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._waiters, (self._now + seconds, next(self._counter), fut))
+        self._schedule_driver(loop)
+        return fut
+
+    def _given_up(self) -> None:
+        """One waiter was cancelled: drop them all once they are half of the heap."""
+        self._cancelled += 1
+        if self._cancelled > 16 and 2 * self._cancelled > len(self._waiters):
+            self._waiters = [w for w in self._waiters if not w[2].done()]
+            heapq.heapify(self._waiters)
+            self._cancelled = 0
 
     # -- auto-jump machinery --------------------------------------------------
 
@@ -359,12 +457,114 @@ class VirtualClock:
     def _prune(self) -> None:
         while self._waiters and self._waiters[0][2].done():
             heapq.heappop(self._waiters)
+            self._cancelled = max(0, self._cancelled - 1)
 
     def _wake_due(self) -> None:
         while self._waiters and self._waiters[0][0] <= self._now:
-            _, _, fut = heapq.heappop(self._waiters)
-            if not fut.done():
-                fut.set_result(None)
+            _, _, waiter = heapq.heappop(self._waiters)
+            if isinstance(waiter, _VirtualTimer):
+                waiter.fire()
+            elif not waiter.done():
+                waiter.set_result(None)
+
+
+class _VirtualTimer:
+    """A callback in a :class:`VirtualClock`'s heap: done once fired or cancelled."""
+
+    __slots__ = ("_callback", "_clock", "_loop")
+
+    def __init__(
+        self, clock: VirtualClock, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]
+    ) -> None:
+        self._clock, self._loop = clock, loop
+        self._callback: Callable[[], None] | None = callback
+
+    def done(self) -> bool:
+        return self._callback is None
+
+    def fire(self) -> None:
+        callback, self._callback = self._callback, None
+        if callback is not None:
+            self._loop.call_soon(callback)  # on the loop, as a future's callback would run
+
+    def cancel(self) -> None:
+        if self._callback is not None:
+            self._callback = None
+            self._clock._given_up()
+
+
+class Timer(Protocol):
+    """What :func:`call_later` gives back: something to cancel."""
+
+    def cancel(self) -> object: ...
+
+
+def call_later(clock: Clock, seconds: float, callback: Callable[[], None]) -> Timer:
+    """Call ``callback`` on the running loop after ``seconds`` of ``clock``'s time.
+
+    The clocks of this module do it without a task (a loop timer, or an entry in a
+    virtual clock's heap); any other :class:`Clock` gets a task sleeping on it.
+
+    Example::
+
+        timer = call_later(clock, 30, task.cancel)
+        ...
+        timer.cancel()
+    """
+    schedule = getattr(clock, "call_later", None)
+    if schedule is not None:
+        timer: Timer = schedule(seconds, callback)
+        return timer
+
+    async def fire() -> None:
+        await clock.sleep(seconds)
+        callback()
+
+    return asyncio.ensure_future(fire())
+
+
+class ClockTimeout:
+    """:func:`asyncio.timeout` on a :class:`Clock`: cancel the block after ``seconds``.
+
+    The block's task is cancelled when ``clock`` reaches the deadline, and the block
+    raises :class:`TimeoutError` (:meth:`expired` tells it from one raised inside).
+    No task per use: the deadline is a :func:`call_later` timer.
+
+    Example::
+
+        async with ClockTimeout(clock, 30) as deadline:
+            await receive()
+    """
+
+    __slots__ = ("_clock", "_inner", "_seconds", "_timer")
+
+    def __init__(self, clock: Clock, seconds: float) -> None:
+        self._clock = clock
+        self._seconds = seconds
+        self._inner = asyncio.timeout(None)
+        self._timer: Timer | None = None
+
+    async def __aenter__(self) -> ClockTimeout:
+        inner = self._inner
+        await inner.__aenter__()
+        loop = asyncio.get_running_loop()
+        # Expiring "now" in loop time: asyncio's own Timeout cancels and converts.
+        self._timer = call_later(self._clock, self._seconds, lambda: inner.reschedule(loop.time()))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        await self._inner.__aexit__(exc_type, exc, tb)
+
+    def expired(self) -> bool:
+        """Whether the deadline passed and cancelled the block."""
+        return self._inner.expired()
 
 
 @functools.lru_cache(maxsize=65536)

@@ -323,12 +323,11 @@ class ControlApi:
             rule_id = self.rules.add(rule)
         except ConfigError as exc:  # the id is taken: a conflict with the rules there are
             raise ApiError(409, "Rule exists", str(exc)) from exc
-        listed = next(r for r in self.rules.listing() if r["id"] == rule_id)
-        return JSONResponse(listed, status_code=201)
+        return JSONResponse(self.rules.describe(rule_id), status_code=201)
 
     async def get_rule(self, request: Request) -> Response:
         rule_id = request.path_params["rule_id"]
-        listed = next((r for r in self.rules.listing() if r["id"] == rule_id), None)
+        listed = self.rules.describe(rule_id)
         if listed is None:
             raise ApiError(404, "Rule not found", f"No rule with id {rule_id}")
         return JSONResponse(listed)
@@ -425,7 +424,7 @@ class ControlApi:
             if not isinstance(clock, VirtualClock | ScaledClock):
                 raise _bad("this clock is the wall clock and cannot be reset")
             clock.reset()
-        await self.sim.store.clear()
+        await self.sim.reset()
         self.rules.reset()
         self.journal.clear()
         for hook in self.reset_hooks:

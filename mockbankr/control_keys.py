@@ -6,7 +6,8 @@
 * ``POST /__mock/keys/revoke`` ``{"key": "bk_..."}``: the key answers
   ``401 Invalid API key`` from its next request on.
 * ``POST /__mock/keys/rotate`` ``{"key": "bk_...", "newKey"?: "bk_..."}``: a new key
-  with the same account, name, flags and limit; the old one is revoked.
+  with the same account, name, flags and limit; the old one is revoked. A ``newKey``
+  that is a key already is a 409.
 
 ``POST /__mock/reset`` returns to the keys the server started with.
 """
@@ -104,6 +105,9 @@ class KeysControl:
         try:
             successor = self.book.rotate(key, new_key)
         except ConfigError as exc:
+            if new_key == key or any(known.key == new_key for known in self.book.config.keys):
+                # Taken: the state, not the request, is in the way (as a rule id that exists).
+                raise ApiError(409, "Key exists", str(exc)) from exc
             raise _bad(str(exc)) from exc
         if successor is None:
             raise _unknown_key()

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from mockbankr.clock import Clock
+from mockbankr.clock import Clock, iso
 from mockbankr.errors import JobFinished, JobIdCollision, JobNotFound, UnknownCategory
 from mockbankr.jobs import (
     FOREVER,
@@ -69,6 +69,20 @@ class Simulator:
         self._base_seed = rng.getrandbits(64)
         # job id -> (record, valid from, valid until, encoded body)
         self._bodies: dict[str, tuple[JobRecord, float, float, bytes]] = {}
+
+    async def reset(self) -> None:
+        """Forget every job: the store's, the encoded bodies and timestamps kept for them.
+
+        ``POST /__mock/reset`` calls it, so a reset gives back the memory the jobs held.
+        """
+        await self.store.clear()
+        self._bodies = {}  # a new dict: a cleared one keeps its grown table
+        iso.cache_clear()  # the timestamps of the jobs gone (up to 65,536, about 16 MB)
+
+    @property
+    def cached_bodies(self) -> int:
+        """How many encoded job bodies are kept for reuse (at most 10,000)."""
+        return len(self._bodies)
 
     def job_rng(self, seq: int) -> random.Random:
         """The random stream of the ``seq``-th job: a function of the seed and ``seq`` only."""

@@ -22,7 +22,20 @@ from dataclasses import dataclass
 import coincurve
 import sha3  # safe-pysha3: keccak-256 in C, about 6x cheaper a call than pycryptodome's
 
-__all__ = ["Transfer", "TransferDomain", "domain_separator", "transfer_digest", "transfer_signer"]
+__all__ = [
+    "SECP256K1_N",
+    "Transfer",
+    "TransferDomain",
+    "domain_separator",
+    "high_s",
+    "transfer_digest",
+    "transfer_signer",
+]
+
+#: The order of secp256k1's group. For every signature ``(r, s, v)`` there is a twin
+#: ``(r, n - s, v ^ 1)`` of the same message and key; USDC (and EIP-2) accept only the
+#: one with ``s <= n / 2``.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def _keccak(data: bytes) -> bytes:
@@ -119,15 +132,29 @@ def transfer_digest(domain: TransferDomain, transfer: Transfer) -> bytes:
     return _keccak(b"\x19\x01" + domain_separator(domain) + struct)
 
 
+def high_s(signature: bytes) -> bool:
+    """Whether a 65-byte ``r || s || v`` signature is the malleated twin (``s > n / 2``).
+
+    USDC's ``ECRecover.recover`` reverts on it ("ECRecover: invalid signature 's' value"),
+    so a payment signed so can never settle.
+
+    Example::
+
+        high_s(bytes.fromhex(signature[2:]))  # False for what eth-account or viem sign
+    """
+    return int.from_bytes(signature[32:64], "big") > SECP256K1_N // 2
+
+
 def transfer_signer(domain: TransferDomain, transfer: Transfer, signature: str) -> bytes | None:
     """The 20-byte address that signed ``transfer``, or ``None`` if the signature is unusable.
 
     ``signature`` is 65 bytes of ``0x`` hex, ``r || s || v`` with ``v`` in 0, 1, 27 or 28 (as
-    eth-account accepts it).
+    eth-account accepts it). A high-``s`` signature (see :func:`high_s`) recovers nobody, as
+    USDC's own check would have it.
     """
     try:
         raw = bytes.fromhex(signature.removeprefix("0x"))
-        if len(raw) != 65 or raw[64] not in (0, 1, 27, 28):
+        if len(raw) != 65 or raw[64] not in (0, 1, 27, 28) or high_s(raw):
             return None
         digest = transfer_digest(domain, transfer)
         # libsecp256k1 itself: eth-keys would wrap the same call in validation it costs twice

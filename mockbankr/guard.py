@@ -18,24 +18,32 @@ Before anything else looks at a request, :class:`RequestGuard`
   (:mod:`mockbankr._asgi`, marked with :data:`IN_PROCESS`) come from no browser and
   skip the ``Host`` check only.
 
+  The 415 is for a request the app would act on: a method the path does not declare is
+  the router's 405 (an unknown path its 404), whatever the content type, because the
+  guard asks the app's ``routes`` first. And a ``POST`` with no body and no
+  ``Content-Type`` at all carries nothing to misread: it reaches its endpoint (only
+  ``POST /__mock/reset`` takes no body; the others answer their 400), with or without an
+  admin token. A page of another site sending it is still refused by its ``Origin``.
+
 Example::
 
     app = RequestGuard(app, clock=RealClock(), configured_host="127.0.0.1",
-                       admin_token=None)
+                       admin_token=None, routes=routes)
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mockbankr import wire
-from mockbankr.clock import Clock
+from mockbankr.clock import Clock, ClockTimeout
 from mockbankr.errors import ApiError
 
 __all__ = [
@@ -120,10 +128,13 @@ class RequestGuard:
     ``clock`` times out stalled bodies (a wall clock on a live server, the test's
     virtual clock in-process). ``configured_host`` is the ``--host`` the server
     listens on, accepted as a ``Host`` of the control plane besides loopback names.
+    ``routes`` are the app's: a control ``POST`` no route declares is left to the
+    router's 405 or 404 (none given: every control ``POST`` is checked).
 
     Example::
 
-        app = RequestGuard(app, clock=clock, configured_host="127.0.0.1", admin_token=None)
+        app = RequestGuard(app, clock=clock, configured_host="127.0.0.1", admin_token=None,
+                           routes=routes)
     """
 
     def __init__(
@@ -135,6 +146,7 @@ class RequestGuard:
         admin_token: str | None,
         body_timeout: float = BODY_TIMEOUT,
         max_body: int = MAX_BODY_BYTES,
+        routes: Sequence[BaseRoute] | None = None,
     ) -> None:
         self.app = app
         self.clock = clock
@@ -142,6 +154,7 @@ class RequestGuard:
         self.admin_token = admin_token
         self.body_timeout = body_timeout
         self.max_body = max_body
+        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -196,8 +209,16 @@ class RequestGuard:
         if scope["path"].startswith("/__mock") and self.admin_token is None:
             # With an admin token every control call carries a bearer token, which no page
             # of another site can attach: the token is the guard then.
-            return self._check_control(scope, origin, host, content_type), length, chunked
+            bodiless = content_type is None and not chunked and not length
+            error = self._check_control(scope, origin, host, content_type, bodiless=bodiless)
+            return error, length, chunked
         return None, length, chunked
+
+    def _routed(self, scope: Scope) -> bool:
+        """Whether a route of the app takes this method on this path (else: 404 or 405)."""
+        if self.routes is None:
+            return True
+        return any(route.matches(scope)[0] == Match.FULL for route in self.routes)
 
     def _check_control(
         self,
@@ -205,6 +226,8 @@ class RequestGuard:
         origin: bytes | None,
         host: bytes | None,
         content_type: bytes | None,
+        *,
+        bodiless: bool,
     ) -> ApiError | None:
         host_text = host.decode("latin-1") if host is not None else ""
         host_name = _split_host(host_text)
@@ -229,12 +252,14 @@ class RequestGuard:
                 )
         # A POST is what a web page can send cross-site without a preflight (a form, or
         # fetch with text/plain); DELETE, PUT and PATCH always need one, which we never grant.
-        if scope["method"] == "POST":
+        # A POST no route takes changes nothing: the router's 405 (or 404) says why. One with
+        # no body and no Content-Type has nothing to misread (a browser sending it cross-site
+        # also sends its Origin, refused above).
+        if scope["method"] == "POST" and not bodiless and self._routed(scope):
             media = (content_type or b"").split(b";", 1)[0].strip().lower()
             if media != b"application/json":
                 return wire.unsupported_media_type(
-                    "Control-plane changes need Content-Type: application/json"
-                    " (send {} for an empty body)"
+                    "Control-plane changes with a body need Content-Type: application/json"
                 )
         return None
 
@@ -263,15 +288,16 @@ class RequestGuard:
 
 
 async def _within(awaitable: Any, clock: Clock, seconds: float) -> Message | None:
-    """The message ``awaitable`` gives, or ``None`` if it takes ``seconds`` on ``clock``."""
-    task: asyncio.Future[Any] = asyncio.ensure_future(awaitable)
-    timer: asyncio.Future[Any] = asyncio.ensure_future(clock.sleep(seconds))
+    """The message ``awaitable`` gives, or ``None`` if it takes ``seconds`` on ``clock``.
+
+    No task per call: the wait runs inline under a clock timer (see :class:`ClockTimeout`).
+    """
+    deadline = ClockTimeout(clock, seconds)
     try:
-        done, _ = await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        timer.cancel()
-    if task in done:
-        message: Message = task.result()
-        return message
-    task.cancel()
-    return None
+        async with deadline:
+            message: Message = await awaitable
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        return None
+    return message

@@ -29,9 +29,10 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mockbankr.accounts import MAX_KEY_LENGTH
+from mockbankr.accounts import KEY_PATTERN, MAX_KEY_LENGTH
 from mockbankr.clock import iso
 from mockbankr.control import MAX_JOURNAL_LIMIT
+from mockbankr.dashboard import ASSETS
 from mockbankr.journal import FILTERS
 from mockbankr.ledger import JOB_STATUSES
 from mockbankr.rules import RULE_ID_PATTERN
@@ -96,24 +97,41 @@ _AREAS: list[tuple[str, str, list[Schema]]] = [
 _PATH_PARAMS = {
     "jobId": ("from the prompt response, e.g. job_8F3K2M9QZ7TB", JOB_ID),
     "ruleId": ("from POST /__mock/rules, e.g. r1", RULE_ID),
-    "asset": ("a file of the page: dashboard.js or dashboard.css", JOB_ID),
+    # The page's files, by name: any other name is the documented 404.
+    "asset": ("a file of the page", {"type": "string", "enum": sorted(ASSETS)}),
 }
 #: The links the stateful phase of a contract test (and a reader) follows: a created job can
-#: be read, cancelled, inspected and steered; a created rule can be read and deleted.
+#: be read, cancelled, inspected and steered; a created rule can be read and deleted; a
+#: listed key can be revoked or rotated (a request body, not a path).
 _JOB_LINKS = ("GET /__mock/jobs/{jobId}", "POST /__mock/jobs/{jobId}/outcome")
-_LINKS: dict[tuple[str, str], tuple[dict[str, str], tuple[str, ...]]] = {
-    ("POST /agent/prompt", "202"): (
-        {"jobId": "$response.body#/jobId"},
-        ("GET /agent/job/{jobId}", "POST /agent/job/{jobId}/cancel", *_JOB_LINKS),
-    ),
-    ("POST /v2/prompt", "202"): (
-        {"jobId": "$response.body#/jobId"},
-        ("GET /v2/job/{jobId}", "POST /v2/job/{jobId}/cancel", *_JOB_LINKS),
-    ),
-    ("POST /__mock/rules", "201"): (
-        {"ruleId": "$response.body#/id"},
-        ("GET /__mock/rules/{ruleId}", "DELETE /__mock/rules/{ruleId}"),
-    ),
+_REVOKE, _ROTATE = "POST /__mock/keys/revoke", "POST /__mock/keys/rotate"
+_JOB_ID = {"jobId": "$response.body#/jobId"}
+#: A link: ``(path parameters, request body or None, target routes)``.
+_Link = tuple[dict[str, str], dict[str, str] | None, tuple[str, ...]]
+_LINKS: dict[tuple[str, str], list[_Link]] = {
+    ("POST /agent/prompt", "202"): [
+        (_JOB_ID, None, ("GET /agent/job/{jobId}", "POST /agent/job/{jobId}/cancel", *_JOB_LINKS))
+    ],
+    ("POST /v2/prompt", "202"): [
+        (_JOB_ID, None, ("GET /v2/job/{jobId}", "POST /v2/job/{jobId}/cancel", *_JOB_LINKS))
+    ],
+    ("POST /__mock/rules", "201"): [
+        (
+            {"ruleId": "$response.body#/id"},
+            None,
+            ("GET /__mock/rules/{ruleId}", "DELETE /__mock/rules/{ruleId}"),
+        )
+    ],
+    # The first key listed can be revoked, the second rotated; a rotated key's successor
+    # can be rotated again, or revoked.
+    **{
+        (route, "200"): [
+            ({}, {"key": "$response.body#/keys/0/key"}, (_REVOKE,)),
+            ({}, {"key": "$response.body#/keys/1/key"}, (_ROTATE,)),
+        ]
+        for route in ("GET /__mock/keys", "PUT /__mock/keys")
+    },
+    (_ROTATE, "200"): [({}, {"key": "$response.body#/key/key"}, (_ROTATE, _REVOKE))],
 }
 AUTH = "Authentication required"
 KEY_401 = (
@@ -134,7 +152,11 @@ CONTROL_403 = (
     " is a web page of another site",
     "Forbidden",
 )
-CONTROL_415 = ("A POST without Content-Type: application/json", "Unsupported media type")
+CONTROL_415 = (
+    "Without an admin token, a POST with a body or a Content-Type, but not"
+    " Content-Type: application/json (a POST with neither reaches the endpoint)",
+    "Unsupported media type",
+)
 TOO_LARGE = ("A request body over 256 KiB, refused as it streams", "Payload too large")
 NOT_FOUND = ("Unknown, someone else's, or vanished", "Job not found", "Not found")
 NO_ROUTE = "Not found"  # a path parameter that is not one path segment reaches no route
@@ -175,7 +197,8 @@ def _op(
     body_required: bool = True,
 ) -> Schema:
     """An operation. Its tag, security, path parameters, operationId and links come from
-    its path (:func:`_paths`); every operation may also answer 500, a bug.
+    its path (:func:`_paths`); every operation may also answer 500, a bug, and 503, a
+    shared store (``--store redis://``) out of reach.
     """
     out: Schema = {"summary": summary, "parameters": query or []}
     if body is not None:
@@ -184,7 +207,11 @@ def _op(
             media["example"] = example
         out["requestBody"] = {"required": body_required, "content": {"application/json": media}}
     answers = {str(code): _answer(spec) for code, spec in responses.items()}
-    out["responses"] = {**answers, "500": {"$ref": "#/components/responses/ServerError"}}
+    out["responses"] = {
+        **answers,
+        "500": {"$ref": "#/components/responses/ServerError"},
+        "503": {"$ref": "#/components/responses/StoreUnavailable"},
+    }
     return out
 
 
@@ -201,11 +228,12 @@ def operation_id(route: str) -> str:
 
 
 def _links(route: str, status: str) -> Schema:
-    parameters, targets = _LINKS.get((route, status), ({}, ()))
-    return {
-        operation_id(target): {"operationId": operation_id(target), "parameters": parameters}
-        for target in targets
-    }
+    out: Schema = {}
+    for parameters, body, targets in _LINKS.get((route, status), []):
+        link: Schema = {"parameters": parameters} if parameters else {"requestBody": body}
+        for target in targets:
+            out[operation_id(target)] = {"operationId": operation_id(target), **link}
+    return out
 
 
 def _paths(operations: dict[str, Schema]) -> Schema:
@@ -221,7 +249,8 @@ def _paths(operations: dict[str, Schema]) -> Schema:
         ]
         if tag == CONTROL:
             op["responses"].update({"401": _answer(CONTROL_401), "403": _answer(CONTROL_403)})
-            # What RequestGuard refuses before the endpoint.
+            # What RequestGuard refuses before the endpoint (a method the path does not
+            # declare is the router's 405 first, whatever its content type).
             if "requestBody" in op or method == "POST":
                 op["responses"]["413"] = _answer(TOO_LARGE)
             if method == "POST":
@@ -239,7 +268,11 @@ def _paths(operations: dict[str, Schema]) -> Schema:
         }
         paths.setdefault(path, {})[method.lower()] = op
     missing = {(r, s) for r, s in _LINKS if r not in operations} | {
-        t for _, targets in _LINKS.values() for t in targets if t not in operations
+        t
+        for links in _LINKS.values()
+        for *_, targets in links
+        for t in targets
+        if t not in operations
     }
     assert not missing, f"links to or from undescribed operations: {missing}"
     return paths
@@ -281,7 +314,10 @@ def _bankr_operations() -> dict[str, Schema]:
         "POST /agent/prompt": _op(
             "Submit a prompt; the job belongs to the key's account",
             {
-                202: ("Accepted", ref("PromptAccepted")),
+                # The job, in a thread (allOf: Thread names what a prompt's threadId refers
+                # to, which is what schemathesis's analysis needs to start a stateful
+                # scenario with a prompt; see Thread).
+                202: ("Accepted", {"allOf": [ref("Thread"), ref("PromptAccepted")]}),
                 400: BAD_PROMPT,
                 401: KEY_401,
                 403: (
@@ -472,7 +508,8 @@ def _control_operations() -> dict[str, Schema]:
         ),
         "POST /__mock/reset": _op(
             "Forget jobs, journal, ledger and limits; back to the start rules and keys;"
-            ' with {"clock": true}, the clock back to its start time and speed too',
+            ' with {"clock": true}, the clock back to its start time and speed too. No body'
+            " at all (and no Content-Type) is {}: a bare POST, as curl -X POST sends it",
             {200: ("Reset", obj(reset=TRUE, rules=COUNT)), 400: BAD},
             body=obj(clock=Opt({"type": "boolean", "description": "reset the clock too"})),
             example={"clock": True},
@@ -520,8 +557,11 @@ def _control_operations() -> dict[str, Schema]:
                 200: ("The new key", obj(key=ref("KeyListing"), replaced=key_text)),
                 400: BAD,
                 404: no_key,
+                409: ("newKey is a key already", "Key exists"),
             },
-            body=obj(key=key_text, newKey=Opt(key_text)),
+            # The new key is a key's grammar (printable ASCII, no spaces); the old one is
+            # looked up as it comes (any other string is a 404).
+            body=obj(key=key_text, newKey=Opt({"type": "string", "pattern": KEY_PATTERN})),
         ),
     }
 
@@ -591,7 +631,12 @@ def _build(categories: tuple[str, ...]) -> Schema:
         "components": {
             "schemas": dict(sorted(schemas.items())),
             "responses": {
-                "ServerError": _json("A mockbankr bug (logged); please report it", error_shape())
+                "ServerError": _json("A mockbankr bug (logged); please report it", error_shape()),
+                "StoreUnavailable": _json(
+                    "With --store redis://, the store cannot be reached: nothing changed; retry",
+                    error_shape("Service unavailable"),
+                    {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+                ),
             },
             "securitySchemes": {
                 "apiKey": _header("X-API-Key", "bk_..."),

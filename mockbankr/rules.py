@@ -418,6 +418,15 @@ class _Exported(msgspec.Struct):
     rules: list[tuple[str, Rule]]
 
 
+def _reads_prompt(compiled: _Compiled) -> bool:
+    match = compiled.rule.match
+    return match.prompt is not None or match.category is not None
+
+
+def _listed(compiled: _Compiled) -> dict[str, Any]:
+    return {**msgspec.to_builtins(compiled.rule), "remaining": compiled.remaining}
+
+
 class _Candidates(NamedTuple):
     """The rules a (method, key) could match, and the union of their path prefixes."""
 
@@ -439,8 +448,10 @@ class RuleSet:
         self._rng = rng
         self._initial = list(initial or [])
         self._rules: list[_Compiled] = []
+        self._by_id: dict[str, _Compiled] = {}
         self._index: dict[tuple[str, str | None], _Candidates] = {}
         self._next_id = 1
+        self._prompt_rules = 0  # how many rules read the prompt (match.prompt or .category)
         self.needs_prompt = False
         #: Whether there is any rule at all: the steering layer's first, cheapest test.
         self.active = False
@@ -453,9 +464,8 @@ class RuleSet:
 
     def reset(self) -> None:
         """Back to the rules the server started with."""
-        self._rules = []
+        self.clear()
         self._next_id = 1
-        self._refresh()
         for rule in self._initial:
             self.add(rule)
 
@@ -463,36 +473,53 @@ class RuleSet:
         return len(self._rules)
 
     def add(self, rule: Rule) -> str:
-        """Append a rule and return its id (given, or ``r1``, ``r2`` ...)."""
-        taken = {c.rule.id for c in self._rules}
-        if rule.id in taken:
+        """Append a rule and return its id (given, or ``r1``, ``r2`` ...).
+
+        Amortised O(1) whatever the number of rules: the ids are a dict, and the
+        per-(method, key) index is rebuilt lazily, on the next request that needs it.
+        """
+        taken = self._by_id
+        if rule.id is not None and rule.id in taken:
             raise ConfigError(f"a rule with id {rule.id!r} exists already")
         while rule.id is None and f"r{self._next_id}" in taken:  # a given id took it
             self._next_id += 1
         rule_id = rule.id or f"r{self._next_id}"
         self._next_id += 1
-        self._rules.append(_Compiled(msgspec.structs.replace(rule, id=rule_id)))
-        self._refresh()
+        compiled = _Compiled(msgspec.structs.replace(rule, id=rule_id))
+        self._rules.append(compiled)
+        taken[rule_id] = compiled
+        if _reads_prompt(compiled):
+            self._prompt_rules += 1
+        self._changed()
         return rule_id
 
     def remove(self, rule_id: str) -> bool:
-        before = len(self._rules)
-        self._rules = [c for c in self._rules if c.rule.id != rule_id]
-        self._refresh()
-        return len(self._rules) != before
+        compiled = self._by_id.pop(rule_id, None)
+        if compiled is None:
+            return False
+        self._rules.remove(compiled)
+        if _reads_prompt(compiled):
+            self._prompt_rules -= 1
+        self._changed()
+        return True
 
     def clear(self) -> None:
         self._rules = []
-        self._refresh()
+        self._by_id = {}
+        self._prompt_rules = 0
+        self._changed()
 
-    def _refresh(self) -> None:
+    def _changed(self) -> None:
         self.revision += 1
-        self._index = {}
+        if self._index:  # a new dict: the old one's table may have grown large
+            self._index = {}
         self.active = bool(self._rules)
-        self.needs_prompt = any(
-            c.rule.match.prompt is not None or c.rule.match.category is not None
-            for c in self._rules
-        )
+        self.needs_prompt = self._prompt_rules > 0
+
+    def describe(self, rule_id: str) -> dict[str, Any] | None:
+        """One rule as :meth:`listing` shows it, or ``None`` if there is no such rule."""
+        compiled = self._by_id.get(rule_id)
+        return None if compiled is None else _listed(compiled)
 
     def export(self) -> bytes:
         """The rules, their ids and the next id, for :meth:`load` in another server."""
@@ -504,8 +531,10 @@ class RuleSet:
         state = msgspec.msgpack.decode(data, type=_Exported)
         revision = self.revision
         self._rules = [_Compiled(rule, uid) for uid, rule in state.rules]
+        self._by_id = {c.rule.id: c for c in self._rules if c.rule.id is not None}
+        self._prompt_rules = sum(1 for c in self._rules if _reads_prompt(c))
         self._next_id = state.next
-        self._refresh()
+        self._changed()
         self.revision = revision  # loaded, not changed here
         if remaining is not None:
             self.set_remaining(remaining)
@@ -522,7 +551,7 @@ class RuleSet:
 
     def listing(self) -> list[dict[str, Any]]:
         """The rules as JSON-ready dicts, each with its ``remaining`` count."""
-        return [{**msgspec.to_builtins(c.rule), "remaining": c.remaining} for c in self._rules]
+        return [_listed(c) for c in self._rules]
 
     def candidates(self, method: str, key: str | None) -> list[_Compiled]:
         """The rules, in order, that a request with this method and API key could match."""

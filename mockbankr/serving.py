@@ -29,6 +29,7 @@ __all__ = [
     "DEFAULT_GRACEFUL_TIMEOUT",
     "GRANIAN_EXTRA_HINT",
     "GracefulServer",
+    "H11_MAX_HEADER_BYTES",
     "granian_options",
     "quiet_drops",
     "register_lifetime",
@@ -39,6 +40,13 @@ __all__ = [
 
 #: Seconds a stopping server waits for requests in flight before it cancels them.
 DEFAULT_GRACEFUL_TIMEOUT = 5.0
+
+#: uvicorn's ``h11_max_incomplete_event_size``: the request line and headers h11 buffers
+#: before it refuses the request (400) unread. Twice the app's own 32 KiB header limit (a
+#: 431 from :mod:`mockbankr.guard`), so the app still names the problem below it. With
+#: httptools (what ``uvicorn[standard]`` picks) uvicorn has no such bound: see the
+#: README's "Limits on what comes in".
+H11_MAX_HEADER_BYTES = 64 * 1024
 
 
 class _NoDropTracebacks(logging.Filter):
@@ -84,6 +92,7 @@ class GracefulServer(uvicorn.Server):
     ) -> None:
         # uvicorn types this as whole seconds; round up, so the bound is never shorter.
         config.timeout_graceful_shutdown = math.ceil(graceful_timeout)
+        config.h11_max_incomplete_event_size = H11_MAX_HEADER_BYTES
         super().__init__(config)
         self.lifetime = lifetime
         quiet_drops()
@@ -119,6 +128,7 @@ def run_uvicorn_workers(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=math.ceil(graceful_timeout),
+        h11_max_incomplete_event_size=H11_MAX_HEADER_BYTES,
     )
     sock = config.bind_socket()
     Multiprocess(config, sockets=[sock]).run()

@@ -36,7 +36,7 @@ import msgspec
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from mockbankr.eip3009 import Transfer, TransferDomain, transfer_signer
+from mockbankr.eip3009 import Transfer, TransferDomain, high_s, transfer_signer
 from mockbankr.errors import PaymentRejected
 from mockbankr.money import NETWORK_CHAIN_IDS, UINT256_LIMIT, PaymentTerms
 
@@ -228,6 +228,11 @@ def verify_payment(header: str | bytes, terms: PaymentTerms, now: float) -> Veri
         raise PaymentRejected(PaymentReason.UNDERPAID, f"value {value} < {terms.price_atomic}")
     if len(payload.signature) != 132:
         raise PaymentRejected(PaymentReason.INVALID_SIGNATURE, "not 65 bytes of hex")
+    if _high_s(payload.signature):
+        raise PaymentRejected(
+            PaymentReason.INVALID_SIGNATURE,
+            "s is above secp256k1n/2 (a malleated signature: USDC's ECRecover refuses it)",
+        )
     payer: str = _checksummed(auth.from_.lower())
     nonce = auth.nonce.lower()
     domain = TransferDomain(
@@ -248,6 +253,13 @@ def verify_payment(header: str | bytes, terms: PaymentTerms, now: float) -> Veri
         scheme=scheme,
         signature=payload.signature.lower(),
     )
+
+
+def _high_s(signature: str) -> bool:
+    try:
+        return high_s(bytes.fromhex(signature.removeprefix("0x")))
+    except ValueError:  # not hex: the recovery refuses it with the same reason
+        return False
 
 
 @functools.lru_cache(maxsize=64)  # asked twice per paid prompt: the ledger and the header

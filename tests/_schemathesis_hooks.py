@@ -30,10 +30,12 @@ key management never revokes, rotates or drops :data:`KEY` (see :func:`_keep_our
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import time
 from typing import Any
 
+import httpx
 import schemathesis
 from _x402_signing import make_payment_header, sign_job_headers
 from eth_account import Account
@@ -42,11 +44,35 @@ from eth_account.signers.local import LocalAccount
 from mockbankr.money import PaymentTerms
 from mockbankr.x402 import challenge_body
 
-__all__ = ["INERT_KEY", "KEY", "PAYER", "TOKEN", "credentials"]
+__all__ = [
+    "INERT_KEY",
+    "KEY",
+    "LIVE_URL",
+    "PAYER",
+    "REVOKE_KEY",
+    "ROTATE_KEY",
+    "RUN_ACCOUNT",
+    "RUN_KEYS",
+    "TOKEN",
+    "credentials",
+]
 
 KEY = "bk_schemathesis"
 TOKEN = "admin-token-for-schemathesis"
 INERT_KEY = "bk_inert_no_request_sends_this"
+#: The account a loaded keys document puts :data:`KEY` on.
+RUN_ACCOUNT = "schemathesis-run"
+#: Two more keys of the server, listed first and second (``--api-key`` keys are sorted, a
+#: loaded document keeps its order): the keys the links from the keys listing revoke
+#: (``keys/0``) and rotate (``keys/1``).
+REVOKE_KEY = "bk_a_spare_to_revoke"
+ROTATE_KEY = "bk_b_spare_to_rotate"
+#: The run's keys document: the server's ``--api-key`` keys on one Club account.
+_RUN_KEY_ENTRIES = [{"key": k, "account": RUN_ACCOUNT} for k in (REVOKE_KEY, ROTATE_KEY, KEY)]
+RUN_KEYS: dict[str, Any] = {
+    "accounts": {RUN_ACCOUNT: {"plan": "club"}},
+    "keys": _RUN_KEY_ENTRIES,
+}
 PAYER: LocalAccount = Account.from_key("0x" + "5c" * 32)
 
 #: What the server asks for by default (the run uses default payment terms).
@@ -54,6 +80,7 @@ _REQUIREMENTS = challenge_body(PaymentTerms(), "http://127.0.0.1/v2/prompt")["ac
 #: Payment nonces: a counter, so that no two payments of one run share one.
 _NONCES = itertools.count(int(time.time() * 1000) << 64)
 _HEADER_SAFE = re.compile(r"[!-~]+")
+PROMPT_PATHS = ("/agent/prompt", "/v2/prompt")
 
 
 def _security_schemes(case: schemathesis.Case) -> list[str]:
@@ -108,6 +135,13 @@ def before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -
         case.headers = headers = {
             k: v for k, v in headers.items() if not k.lower().startswith("x-mockbankr-")
         }
+    if case.operation.path in PROMPT_PATHS:
+        # Every job the run creates stays unfinished whatever the run does to the clock
+        # (POST /__mock/clock may advance it a year, or speed it up a million times): a
+        # link or a pooled id that reaches it can still cancel or steer it. The statuses
+        # a job ends in are reached by forcing outcomes (POST /__mock/jobs/{jobId}/outcome)
+        # and, in-process, by the seeded jobs.
+        case.headers = headers = {**headers, "X-Mockbankr-Outcome": "stuck"}
     signed = {"wallet-address", "x-signature", "x-message"}
     if headers.get("wallet-address") == PAYER.address and signed <= set(headers):
         # A stateful step fills jobId from a link after the credentials were made: sign again
@@ -131,20 +165,53 @@ def before_call(context: Any, case: schemathesis.Case, kwargs: dict[str, Any]) -
 
 
 def _keep_our_key(case: schemathesis.Case) -> None:
-    """Key management never takes :data:`KEY` away: a loaded keys document gets it too (on
-    an account of its own, on the Club plan) and a revoke or rotate of it names another."""
+    """Key management never takes :data:`KEY` away.
+
+    A loaded keys document always gets the run's keys too (:data:`RUN_KEYS`): the spare
+    ones first, :data:`KEY` last, on the run's account (a generated entry for one of
+    them, with whatever flags, is replaced in a case meant to be accepted; a case meant
+    to be refused keeps its own and is refused for it). So :data:`KEY` keeps its account,
+    and the jobs it made stay its own. A revoke or rotate of :data:`KEY` names
+    :data:`INERT_KEY` instead, a key the server never knows (404). Whatever the case's
+    mode: a negative case may be negative for a header alone, and then its body is
+    accepted as it is.
+    """
     body, route = case.body, f"{case.method.upper()} {case.operation.path}"
-    negative = case.meta is not None and case.meta.generation.mode.is_negative
-    if not isinstance(body, dict) or negative:  # a refused body changes nothing: left as is
+    if not isinstance(body, dict):
         return
-    keys = body.get("keys", [])
-    ours = isinstance(keys, list) and any(isinstance(k, dict) and k.get("key") == KEY for k in keys)
-    shaped = isinstance(body.get("accounts"), dict) and isinstance(keys, list)
-    if route == "PUT /__mock/keys" and shaped and not ours:
+    if route == "PUT /__mock/keys":
+        accounts, keys = body.get("accounts"), body.get("keys", [])
+        if not isinstance(accounts, dict) or not isinstance(keys, list):
+            return  # refused for its shape: nothing is loaded
+        run_keys = _RUN_KEY_ENTRIES
+        names = [k["key"] for k in run_keys]
+        ours = [k for k in keys if isinstance(k, dict) and k.get("key") in names]
+        negative = case.meta is not None and case.meta.generation.mode.is_negative
+        if ours and negative:
+            return
         case.body = {
             **body,
-            "accounts": {**body["accounts"], "schemathesis-run": {"plan": "club"}},
-            "keys": [*keys, {"key": KEY, "account": "schemathesis-run"}],
+            "accounts": {**accounts, **RUN_KEYS["accounts"]},
+            "keys": [*run_keys[:-1], *(k for k in keys if k not in ours), run_keys[-1]],
         }
     elif route.startswith("POST /__mock/keys/") and body.get("key") == KEY:
         case.body = {**body, "key": INERT_KEY}
+
+
+#: Set by the live run to the server's URL: the server whose keys :func:`after_call` keeps.
+LIVE_URL = "MOCKBANKR_SCHEMATHESIS_URL"
+
+
+@schemathesis.hook
+def after_call(context: Any, case: schemathesis.Case, response: Any) -> None:
+    """After a reset of the live server, the run's keys document again.
+
+    A reset returns to the ``--api-key`` keys, where :data:`KEY` is an account of its own;
+    loaded, :data:`RUN_KEYS` puts it on :data:`RUN_ACCOUNT`: a job has one owner for the
+    whole run, so an id taken from an earlier answer still reaches its job. (In-process,
+    where no warning counts those, nothing is loaded.)
+    """
+    url = os.environ.get(LIVE_URL)
+    route = f"{case.method.upper()} {case.operation.path}"
+    if url and route == "POST /__mock/reset" and response.status_code == 200:
+        httpx.put(f"{url}/__mock/keys", json=RUN_KEYS, timeout=10).raise_for_status()

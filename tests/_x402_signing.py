@@ -23,7 +23,10 @@ from eth_account.messages import encode_defunct, encode_typed_data
 from eth_account.signers.local import LocalAccount
 from eth_utils.address import to_checksum_address
 
-__all__ = ["Tamper", "make_payment_header", "sign_job_headers"]
+__all__ = ["Tamper", "make_payment_header", "malleate", "sign_job_headers"]
+
+#: The order of secp256k1's group (written out here, not imported from mockbankr).
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 Tamper = Callable[[dict[str, Any]], dict[str, Any] | None]
 """Edits the decoded payment after signing (in place, or returns a replacement)."""
@@ -143,3 +146,20 @@ def sign_job_headers(
         "x-signature": signature.to_0x_hex(),
         "x-message": message,
     }
+
+
+def malleate(signature: str) -> str:
+    """The twin of a 65-byte ``0x`` signature: ``s' = n - s``, ``v`` flipped (27 <-> 28).
+
+    It recovers the same key for the same message, but its ``s`` is above ``n / 2``,
+    which USDC's ``ECRecover`` refuses.
+
+    Example::
+
+        tamper=lambda p: p["payload"].update(signature=malleate(p["payload"]["signature"]))
+    """
+    raw = bytes.fromhex(signature.removeprefix("0x"))
+    s = int.from_bytes(raw[32:64], "big")
+    v = raw[64]
+    flipped = {27: 28, 28: 27, 0: 1, 1: 0}[v]
+    return "0x" + (raw[:32] + (_N - s).to_bytes(32, "big") + bytes([flipped])).hex()

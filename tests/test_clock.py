@@ -5,7 +5,15 @@ import math
 
 import pytest
 
-from mockbankr.clock import CLOCK_LIMIT, ScaledClock, VirtualClock, iso
+from mockbankr.clock import (
+    CLOCK_LIMIT,
+    ClockTimeout,
+    ScaledClock,
+    VirtualClock,
+    call_later,
+    iso,
+)
+from mockbankr.testing import MockbankrEnv
 
 
 def test_iso_matches_javascript_to_iso_string() -> None:
@@ -122,3 +130,87 @@ async def test_a_virtual_sleep_past_the_limit_leaves_time_at_the_limit() -> None
     assert clock.now() >= 1000.0
     clock.set_speed(5)
     assert clock.speed == 5
+
+
+@pytest.mark.anyio
+async def test_a_virtual_timer_fires_at_its_instant_without_a_task() -> None:
+    clock = VirtualClock(start=0.0)
+    fired: list[float] = []
+    before = asyncio.all_tasks()
+    call_later(clock, 5, lambda: fired.append(clock.now()))
+    cancelled = call_later(clock, 3, lambda: fired.append(-1.0))
+    assert asyncio.all_tasks() == before
+    cancelled.cancel()
+    await clock.sleep(10)  # the loop settles: time jumps to the timer, then to 10
+    assert fired == [5.0]
+    assert clock.now() == 10.0
+
+
+@pytest.mark.anyio
+async def test_timers_given_up_on_do_not_pile_up_in_a_virtual_clock() -> None:
+    clock = VirtualClock(start=0.0)
+    keep = call_later(clock, 1, lambda: None)
+    for _ in range(10_000):
+        call_later(clock, 30, lambda: None).cancel()
+    assert clock.scheduled <= 32  # the 10,000 cancelled ones are dropped as they come
+    keep.cancel()
+
+
+@pytest.mark.anyio
+async def test_a_clock_timeout_expires_on_simulated_time() -> None:
+    clock = VirtualClock(start=0.0)
+    with pytest.raises(TimeoutError):
+        async with ClockTimeout(clock, 5) as deadline:
+            await clock.sleep(60)
+    assert deadline.expired()
+    assert clock.now() == 5.0
+    async with ClockTimeout(clock, 5) as quick:
+        await clock.sleep(1)
+    assert not quick.expired()
+    await clock.sleep(30)  # the timer of the block that ended is gone: nothing is cancelled
+    assert clock.now() == 36.0
+
+
+@pytest.mark.anyio
+async def test_a_timer_on_a_frozen_scaled_clock_fires_when_time_reaches_it() -> None:
+    clock = ScaledClock(0, start=0.0)
+    fired: list[float] = []
+    before = asyncio.all_tasks()
+    call_later(clock, 5, lambda: fired.append(clock.now()))
+    gone = call_later(clock, 5, lambda: fired.append(-1.0))
+    gone.cancel()
+    clock.advance(4.5)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert fired == []
+    clock.advance(0.5)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert fired == [5.0]
+    assert asyncio.all_tasks() == before
+
+
+@pytest.mark.anyio
+async def test_a_burst_of_requests_in_process_leaves_no_task_or_timer_behind() -> None:
+    # 500 prompts sent without yielding: each used to leave a timer task (its read
+    # timeout) and a sleeping task (the guard's body timeout) behind it.
+    before = asyncio.all_tasks()
+    async with MockbankrEnv(seed=1) as env:
+        requests = [
+            asyncio.ensure_future(
+                env.http.post(
+                    "/agent/prompt",
+                    json={"prompt": "What is the price of ETH?"},
+                    headers={"X-API-Key": "bk_test"},
+                    timeout=30,
+                )
+            )
+            for _ in range(500)
+        ]
+        await asyncio.sleep(0)  # each request runs until it first waits
+        others = asyncio.all_tasks() - set(requests) - before
+        assert len(others) == 0, f"{len(others)} tasks besides the requests"
+        done, _ = await asyncio.wait(requests)
+        assert {r.result().status_code for r in done} == {202}
+        assert asyncio.all_tasks() == before
+        assert env.clock.scheduled <= 32

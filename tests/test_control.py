@@ -308,6 +308,17 @@ def test_reset_forgets_jobs_rules_and_journal_but_keeps_start_rules(
         assert http.get("/__mock/journal").json()["entries"] == []
 
 
+def test_reset_drops_the_encoded_bodies_of_the_jobs_it_forgets(
+    app: Starlette, mock: httpx.Client
+) -> None:
+    for job_id in [submit(mock) for _ in range(5)]:
+        assert mock.get(f"/agent/job/{job_id}").status_code == 200
+    sim = app.state.simulator
+    assert sim.cached_bodies == 5
+    assert mock.post("/__mock/reset", json={}).status_code == 200
+    assert sim.cached_bodies == 0
+
+
 def test_control_plane_refuses_non_loopback_callers_without_a_token(
     clock: VirtualClock, app: Starlette
 ) -> None:

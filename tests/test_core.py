@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import tracemalloc
 
 import pytest
 
@@ -105,3 +106,24 @@ async def test_forcing_an_outcome_returns_the_new_record_and_its_instant() -> No
     assert forced.error == "boom"
     assert forced.finished_at == at + 5
     assert await sim.inspect(job.id) == forced
+
+
+async def test_reset_gives_back_the_memory_of_jobs_and_their_encoded_bodies() -> None:
+    clock = VirtualClock()
+    sim = make(clock)
+    owner = "key:bk_1"
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(300):
+            job = await sim.submit(f"{i} " + "x" * 4000, owner=owner)  # a 4 kB prompt
+            await sim.poll(job.id, owner=owner)  # its body is encoded and kept
+        grown = tracemalloc.get_traced_memory()[0] - before
+        assert sim.cached_bodies == 300
+        await sim.reset()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert sim.cached_bodies == 0
+    assert grown > 300 * 8000  # each job's prompt twice: in its record and its body
+    assert kept < grown / 10, f"reset kept {kept:,} of {grown:,} bytes"

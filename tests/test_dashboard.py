@@ -119,3 +119,14 @@ def test_an_unknown_order_is_a_400(http: httpx.Client, order: str) -> None:
     response = http.get("/__mock/jobs", params={"order": order})
     assert response.status_code == 400
     assert "order must be oldest or newest" in response.json()["message"]
+
+
+def test_a_jobs_owner_shows_as_the_journal_shows_it(http: httpx.Client) -> None:
+    """One fingerprint per API key in every table of the page (never the key itself)."""
+    (job_id,) = _submit(http, 1)
+    job = http.get(f"/__mock/jobs/{job_id}").json()
+    (entry,) = http.get("/__mock/journal", params={"path": "/agent/prompt"}).json()["entries"]
+    assert job["ownerLabel"] == entry["owner"]
+    assert KEY not in job["ownerLabel"]
+    (client,) = http.get("/__mock/verdicts").json()["clients"]
+    assert client["owner"] == job["ownerLabel"]

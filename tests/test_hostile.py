@@ -17,12 +17,13 @@ from typing import Any
 import httpx
 import pytest
 from starlette.applications import Starlette
+from starlette.routing import Route
 
 from mockbankr import MemoryStore, ScaledClock, VirtualClock, create_app
 from mockbankr.clock import DEFAULT_EPOCH
 from mockbankr.lifetime import Lifetime
 from mockbankr.settings import Settings
-from mockbankr.testing import LiveServer
+from mockbankr.testing import LiveServer, SyncClockTransport
 from mockbankr.validate import CLOCK_LIMIT
 from tests.conftest import STORES
 
@@ -263,6 +264,63 @@ def test_a_browser_cannot_drive_the_control_plane(
     assert http.post(
         "/__mock/reset", json={}, headers={"Origin": "http://127.0.0.1:8402"}
     ).is_success
+
+
+# Every control route and the methods it takes, from the app's routes table.
+def _control_routes(app: Starlette) -> dict[str, set[str]]:
+    return {
+        route.path.replace("{job_id}", "job_x").replace("{rule_id}", "r1"): set(route.methods)
+        for route in app.router.routes
+        if isinstance(route, Route) and route.path.startswith("/__mock") and route.methods
+    }
+
+
+def test_a_post_no_control_route_takes_is_a_405_whatever_its_content_type(
+    app: Starlette, http: httpx.Client
+) -> None:
+    routes = _control_routes(app)
+    refused = sorted(path for path, methods in routes.items() if "POST" not in methods)
+    assert refused  # /__mock/jobs, /__mock/ledger, /__mock/verdicts, ...
+    before = stored(http)
+    for path in refused:
+        for kwargs in ({}, {"headers": {"Content-Type": "text/plain"}, "content": b"{}"}):
+            response = http.post(path, **kwargs)  # type: ignore[arg-type]
+            assert response.status_code == 405, (path, kwargs, response.text)
+            assert set(response.headers["Allow"].split(", ")) >= routes[path] - {"HEAD"}
+    unknown = http.post("/__mock/nowhere", headers={"Content-Type": "text/plain"}, content=b"{}")
+    assert unknown.status_code == 404
+    assert stored(http) == before
+    # A POST a route takes is still refused without JSON.
+    taken = http.post("/__mock/clock", headers={"Content-Type": "text/plain"}, content=b"{}")
+    assert taken.status_code == 415
+
+
+@pytest.mark.parametrize("admin_token", [None, "a-token-of-ours"])
+def test_reset_without_a_body_or_content_type_resets_with_or_without_a_token(
+    clock: VirtualClock, admin_token: str | None
+) -> None:
+    app = create_app(
+        Settings(seed=1, admin_token=admin_token),
+        clock=clock,
+        rng=random.Random(1),
+        store=MemoryStore(),
+    )
+    headers = {"X-API-Key": "bk_test"} | (
+        {"Authorization": f"Bearer {admin_token}"} if admin_token else {}
+    )
+    transport = SyncClockTransport(app, clock)
+    with httpx.Client(transport=transport, base_url="http://127.0.0.1", headers=headers) as http:
+        submit(http)
+        bare = http.post("/__mock/reset")
+        assert "content-type" not in bare.request.headers
+        assert bare.status_code == 200, bare.text
+        assert http.get("/__mock/jobs").json()["total"] == 0
+        # Any other control POST without a body is its own 400, not a 415.
+        assert http.post("/__mock/rules").status_code == 400
+        submit(http)
+        # An empty body that names another media type is still a 415 (without a token).
+        typed = http.post("/__mock/reset", headers={"Content-Type": "text/plain"})
+        assert typed.status_code == (415 if admin_token is None else 200)
 
 
 @pytest.mark.anyio

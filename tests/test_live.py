@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import httpx
@@ -40,3 +41,21 @@ def test_a_job_runs_its_course_over_real_http(server: LiveServer) -> None:
         live = http.post("/agent/prompt", json={"prompt": "Analyze ETH"}).json()["jobId"]
         assert http.post(f"/agent/job/{live}/cancel").json()["status"] == "cancelled"
         assert http.get("/nope").status_code == 404
+
+
+def test_a_drop_fault_is_not_logged_as_a_server_error(
+    server: LiveServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    uvicorn_errors = logging.getLogger("uvicorn.error")  # uvicorn's own, not propagated
+    uvicorn_errors.addHandler(caplog.handler)
+    try:
+        with httpx.Client(base_url=server.base_url) as http:
+            rule = {"match": {"path": "/_health"}, "action": {"drop": {}}, "times": 3}
+            assert http.post("/__mock/rules", json=rule).status_code == 201
+            for _ in range(3):
+                with pytest.raises(httpx.RemoteProtocolError):
+                    http.get("/_health")
+            assert http.get("/_health").json() == {"status": "ok"}  # the rule is spent
+    finally:
+        uvicorn_errors.removeHandler(caplog.handler)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import fnmatch
 import random
+import time
 from pathlib import Path
 from typing import Any
 
@@ -281,3 +282,45 @@ def test_an_automatic_id_skips_one_a_rule_was_given() -> None:
     assert rules.add(parse_rule({"action": {"drop": {}}})) == "r2"
     assert rules.add(parse_rule({"action": {"drop": {}}, "id": "r3"})) == "r3"
     assert rules.add(parse_rule({"action": {"drop": {}}})) == "r4"
+
+
+def _cpu_to_add(count: int) -> float:
+    """CPU seconds to add ``count`` rules to an empty set, the best of five tries."""
+    rule = parse_rule({"match": {"path": "/p/*"}, "action": {"drop": {}}})
+    best = float("inf")
+    for _ in range(5):
+        rules = RuleSet(random.Random(0))
+        started = time.process_time()
+        for _ in range(count):
+            rules.add(rule)
+        best = min(best, time.process_time() - started)
+    return best
+
+
+def test_adding_a_rule_costs_the_same_however_many_there_are() -> None:
+    # Linear: twice the rules, about twice the time. Rebuilding the ids or the indexes on
+    # each add (quadratic) makes it about four times.
+    ratio = _cpu_to_add(2000) / _cpu_to_add(1000)
+    assert ratio < 3, f"adding 2,000 rules took {ratio:.1f} times as long as 1,000"
+
+
+def test_rule_ids_stay_unique_and_removable_as_rules_come_and_go() -> None:
+    rules = RuleSet(random.Random(0))
+    drop = parse_rule({"action": {"drop": {}}})
+    named = parse_rule({"action": {"drop": {}}, "id": "r2"})
+    assert [rules.add(drop), rules.add(named), rules.add(drop)] == ["r1", "r2", "r3"]
+    with pytest.raises(ConfigError, match="exists already"):
+        rules.add(named)
+    assert rules.remove("r2")
+    assert not rules.remove("r2")
+    assert rules.describe("r2") is None
+    assert rules.describe("r3") == {"action": {"drop": {}}, "id": "r3", "remaining": None}
+    prompt = parse_rule({"match": {"prompt": "eth"}, "action": {"drop": {}}, "id": "p"})
+    rules.add(prompt)
+    assert rules.needs_prompt
+    rules.remove("p")
+    assert not rules.needs_prompt
+    assert len(rules) == 2
+    rules.clear()
+    assert not rules.active
+    assert rules.add(drop) == "r5"

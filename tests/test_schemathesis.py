@@ -18,14 +18,20 @@ the document describes it.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import socket
+import subprocess
+import sys
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import _schemathesis_hooks as hooks
 import httpx
+import pytest
 import schemathesis
 from starlette.applications import Starlette
 
@@ -46,6 +52,19 @@ def _free_port() -> int:
         return port
 
 
+def _wait_until_up(process: subprocess.Popen[bytes], base: str) -> None:
+    """Until the server answers (as tests/test_install.py waits for its own)."""
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, "the server stopped at start"
+        try:
+            httpx.get(f"{base}/_health", timeout=1)
+            return
+        except httpx.TransportError:
+            assert time.monotonic() < deadline, f"no server at {base} after 30 s"
+            time.sleep(0.1)
+
+
 def _operations() -> set[str]:
     """Every operation of the document but the document itself (schemathesis skips that)."""
     return {
@@ -53,6 +72,58 @@ def _operations() -> set[str]:
         for path, item in openapi_document()["paths"].items()
         for method in item
     } - {"GET /openapi.json"}
+
+
+@pytest.mark.live
+@pytest.mark.timeout(300)
+def test_schemathesis_with_every_check_and_phase_passes_against_a_live_server(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    # Time stands still (speed 0) until the run moves the clock: a job the run creates is
+    # still there to cancel or steer when a link reaches it.
+    serve = ["serve", "--port", str(port), "--seed", "12", "--speed", "0"]
+    run_keys = (hooks.KEY, hooks.REVOKE_KEY, hooks.ROTATE_KEY)
+    keys = [arg for key in run_keys for arg in ("--api-key", key)]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mockbankr.cli", *serve, *keys],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    report = tmp_path / "report.json"
+    try:
+        # The run's keys document, as the hooks load it again after each reset: the
+        # --api-key keys on one account, so that a job keeps one owner all run long.
+        base = f"http://127.0.0.1:{port}"
+        _wait_until_up(server, base)
+        httpx.put(f"{base}/__mock/keys", json=hooks.RUN_KEYS, timeout=10).raise_for_status()
+        command = [sys.executable, "-m", "schemathesis.cli", "--config-file", str(CONFIG)]
+        command += ["run", f"http://127.0.0.1:{port}/openapi.json", "--wait-for-schema", "30"]
+        command += ["--checks", "all", "--phases", "examples,coverage,fuzzing,stateful"]
+        command += ["--report", "json", "--report-json-path", str(report)]
+        run = subprocess.run(
+            command,
+            cwd=TESTS,
+            env={**os.environ, "PYTHONPATH": str(TESTS), "NO_COLOR": "1", hooks.LIVE_URL: base},
+            capture_output=True,
+            text=True,
+            timeout=280,
+            check=False,
+        )
+    finally:
+        server.terminate()
+        _, stderr = server.communicate(timeout=30)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "Traceback" not in stderr.decode(), stderr.decode()[-4000:]
+    summary = json.loads(report.read_text())
+    assert summary["failures"] == []
+    assert summary["errors"] == []
+    assert summary["operations"]["tested"] == len(_operations())
+    assert {name: p["status"] for name, p in summary["phases"].items()} == dict.fromkeys(
+        ("examples", "coverage", "fuzzing", "stateful"), "success"
+    )
+    assert summary["warnings"]["missing_test_data"] == []
+    assert summary["warnings"]["missing_auth"] == []
 
 
 def _seeded_app() -> tuple[Starlette, list[str]]:
@@ -64,7 +135,11 @@ def _seeded_app() -> tuple[Starlette, list[str]]:
     """
     clock = VirtualClock()
     app = create_app(
-        Settings(seed=13, api_keys=frozenset({hooks.KEY}), admin_token=hooks.TOKEN),
+        Settings(
+            seed=13,
+            api_keys=frozenset({hooks.KEY, hooks.REVOKE_KEY, hooks.ROTATE_KEY}),
+            admin_token=hooks.TOKEN,
+        ),
         clock=clock,
         rng=random.Random(13),
         store=MemoryStore(),
@@ -146,3 +221,17 @@ TestTheStatefulPhaseInProcess = _FreshAppPerScenario.TestCase
 def test_the_in_process_run_covers_every_operation_of_the_document() -> None:
     covered = {result.ok().label for result in in_process.get_all_operations()}
     assert covered == _operations()
+
+
+def test_the_stateful_phase_starts_from_what_creates_jobs_rules_and_keys() -> None:
+    """Each producer of a declared link is where a stateful scenario may start (its entry
+    points: schemathesis takes an operation only if what its body refers to, a prompt's
+    threadId or walletAddress, is produced somewhere: the Thread and Wallet components)."""
+    machine = in_process.as_state_machine()  # the links the document declares, no others
+    assert sorted(machine.root_rules) == [
+        "RANDOM__GET__mock_keys",
+        "RANDOM__POST__mock_keys_rotate",
+        "RANDOM__POST__mock_rules",
+        "RANDOM__POST_agent_prompt",
+        "RANDOM__POST_v2_prompt",
+    ]

@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import httpx
 import pytest
-from _x402_signing import make_payment_header, sign_job_headers
+from _x402_signing import make_payment_header, malleate, sign_job_headers
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
@@ -364,6 +364,11 @@ REFUSALS: list[tuple[str, Make, str]] = [
         R.INVALID_SIGNATURE,
     ),
     ("signed by Bob, from says Alice", _signed_by_bob_as_alice, R.INVALID_SIGNATURE),
+    (
+        "the malleated (high-s) twin of a valid signature",
+        _bend(tamper=lambda p: p["payload"].update(signature=malleate(p["payload"]["signature"]))),
+        R.INVALID_SIGNATURE,
+    ),
     (
         "signature of 64 bytes",
         _bend(tamper=lambda p: p["payload"].update(signature="0x" + "11" * 64)),

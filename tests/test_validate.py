@@ -94,6 +94,41 @@ def test_an_open_lower_bound_excludes_it() -> None:
         parse_float(0, "X-Mockbankr-Latency", LATENCY)
 
 
+@pytest.mark.parametrize("raw", [0, 0.0, "0", 1e-6, "0.000001", 1, 20, 1e6, "1000000"])
+def test_a_speed_is_zero_or_between_a_millionth_and_a_million(raw: object) -> None:
+    assert parse_float(raw, "speed", SPEED) == float(raw)
+
+
+@pytest.mark.parametrize("raw", [5e-324, 1e-300, 1e-7, 9.99e-7, "0.0000009", 1e6 + 1, -1e-7])
+def test_a_speed_in_the_gap_above_zero_or_past_a_million_is_refused(raw: object) -> None:
+    with pytest.raises(InvalidNumber, match=r"^speed: expected a number "):
+        parse_float(raw, "speed", SPEED)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("1e3", 1000.0), ("1E3", 1000.0), ("2.5e+2", 250.0), ("1e-05", 1e-05), (".5e1", 5.0)],
+)
+def test_an_exponent_is_read_where_asked_for(raw: str, expected: float) -> None:
+    assert parse_float(raw, "limit", DELAY, exponent=True) == expected
+    with pytest.raises(InvalidNumber):  # and only there
+        parse_float(raw, "limit", DELAY)
+
+
+@pytest.mark.parametrize("raw", ["1e", "e3", "1e3.5", "1e1000", "1e999", "1e+", "1ee3", "nan"])
+def test_a_malformed_or_infinite_exponent_is_refused(raw: str) -> None:
+    with pytest.raises(InvalidNumber, match=r"^limit: "):
+        parse_float(raw, "limit", DELAY, exponent=True)
+
+
+def test_an_integer_with_an_exponent_must_still_be_whole_and_in_bound() -> None:
+    assert parse_int("1e3", "times", TIMES, exponent=True) == 1000
+    assert parse_int("1.5e1", "times", TIMES, exponent=True) == 15
+    for raw in ("1.5e0", "1e-1", "3e9"):
+        with pytest.raises(InvalidNumber, match=r"^times: expected an integer"):
+            parse_int(raw, "times", TIMES, exponent=True)
+
+
 def test_the_bounds_in_the_openapi_document_are_the_checked_ones() -> None:
     assert RESPOND_STATUS.json_schema(integer=True) == {
         "type": "integer",

@@ -113,6 +113,23 @@ async def test_thresholds_per_query_change_the_verdict() -> None:
     assert lenient["thresholds"]["interval"] == 1.0
 
 
+async def test_a_threshold_written_with_an_exponent_is_accepted() -> None:
+    # As a generated client (or schemathesis) writes a `number` query parameter.
+    async with MockbankrEnv(seed=3) as env:
+        await prompt_and_poll(env, "bk_eager", every=1.0)
+        written = await verdicts(env, interval="1e0", tolerance="0E+0", max_attempts="1.5e2")
+
+    assert written["thresholds"]["interval"] == 1.0
+    assert written["thresholds"]["max_attempts"] == 150
+    assert written["clients"][0]["failed"] == []  # the 1 s interval was applied
+
+
+def test_thresholds_from_text_take_exponents() -> None:
+    changed = Thresholds.from_params({"interval": "1e1", "max_attempts": "2E2", "jitter": "5e-1"})
+    assert (changed.interval, changed.max_attempts, changed.jitter) == (10.0, 200, 0.5)
+    assert isinstance(changed.max_attempts, int)
+
+
 async def test_owner_and_since_narrow_what_is_graded() -> None:
     async with MockbankrEnv(seed=3) as env:
         await prompt_and_poll(env, "bk_one", every=2.0, extra=1)

@@ -16,14 +16,16 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import coincurve
 import pytest
-from _x402_signing import make_payment_header
+from _x402_signing import make_payment_header, malleate
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from eth_utils.crypto import keccak
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mockbankr.eip3009 import Transfer, TransferDomain, transfer_digest
 from mockbankr.errors import MockbankrError, PaymentRejected
 from mockbankr.money import (
     DEFAULT_PAY_TO,
@@ -332,6 +334,30 @@ def test_each_refused_payment_gives_its_reason(make: Callable[[], str], reason: 
     assert info.value.reason == reason
     assert info.value.detail
     assert isinstance(info.value, MockbankrError)
+
+
+def test_the_malleated_twin_of_a_valid_signature_is_refused_as_usdc_refuses_it() -> None:
+    header = pay()
+    signature = decoded(header)["payload"]["signature"]
+    twin = malleate(signature)
+    # The twin is a real signature of the same payment by the same key ...
+    digest = transfer_digest(
+        TransferDomain("USD Coin", "2", 8453, REQ["asset"]),
+        Transfer(
+            ALICE.address, REQ["payTo"], 100_000, int(NOW) - 600, int(NOW) + 60, "0x" + NONCE.hex()
+        ),
+    )
+    raw = bytes.fromhex(twin[2:])
+    key = coincurve.PublicKey.from_signature_and_message(
+        raw[:64] + bytes([raw[64] - 27]), digest, hasher=None
+    )
+    assert keccak(key.format(compressed=False)[1:])[-20:] == bytes.fromhex(ALICE.address[2:])
+    assert verify_payment(header, TERMS, NOW).payer == ALICE.address
+    # ... but its s is above n/2: refused with the signature reason, which says why.
+    with pytest.raises(PaymentRejected) as info:
+        verify_payment(pay(tamper=_signature(twin)), TERMS, NOW)
+    assert info.value.reason == R.INVALID_SIGNATURE
+    assert "secp256k1n/2" in info.value.detail
 
 
 def test_other_terms_change_what_is_accepted() -> None:

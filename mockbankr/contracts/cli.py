@@ -59,7 +59,8 @@ _BASE_URL = click.option(
     "--base-url",
     default=None,
     metavar="URL",
-    help="A server to talk to instead of the in-process simulator (real time).",
+    help="A server to talk to instead of the in-process simulator (a mockbankr server's"
+    " clock is stopped and stepped to each offset; any other server runs in real time).",
 )
 _ALLOW_SPEND = click.option(
     "--allow-spend",
@@ -206,9 +207,11 @@ def verify(
     """Send each contract's requests to a provider and check its answers; exit 1 on a mismatch.
 
     Without --base-url the provider is the simulator, in-process (a fresh one per contract,
-    with the contract's seed and rules, on virtual time). With --base-url it is that server,
-    in real time: a mockbankr server gets the rules through /__mock; on one without (the real
-    Bankr API) contracts that need rules are skipped. Credentials for a live server come from
+    with the contract's seed and rules, on virtual time). With --base-url it is that server:
+    a mockbankr server gets the rules through /__mock, and its clock is stopped (speed 0)
+    and stepped to each recorded offset, then given its speed back, so the same contracts
+    pass whatever its --speed; on one without (the real Bankr API) contracts run in real
+    time and those that need rules are skipped. Credentials for a live server come from
     BANKR_API_KEY and BANKR_PRIVATE_KEY.
     """
     directory = directory or default_contracts_dir()

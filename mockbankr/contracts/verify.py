@@ -8,9 +8,13 @@ body fields and types. A recorded timeout expects no answer within that time.
 
 Targets: the simulator in-process (a fresh :class:`~mockbankr.testing.MockbankrEnv` per
 contract, with the contract's seed and rules, its virtual clock set to each offset), or a
-URL. A URL with a ``/__mock`` control plane (``mockbankr serve``) is reset and given the
-rules; one without (the real Bankr API) runs only the contracts that need no rules, in real
-time, and only those that spend money when ``allow_spend`` is set.
+URL. A URL with a ``/__mock`` control plane (``mockbankr serve``) is reset, given the rules,
+and its clock is stopped and stepped to each offset (:class:`SteppedClock`), so a poll
+recorded at the instant a job finishes lands on that instant, whatever ``--speed`` the
+server runs at; a request recorded as unanswered must stay so for :data:`HANG_GRACE_S`
+of real time before and after its clock reaches the client's deadline. One without (the
+real Bankr API) runs only the contracts that need no rules, in real time, and only those
+that spend money when ``allow_spend`` is set.
 
 Example::
 
@@ -20,6 +24,8 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import json
 from collections.abc import Awaitable, Callable, Sequence
@@ -37,7 +43,12 @@ from rich.text import Text
 
 from mockbankr.clock import RealClock
 from mockbankr.contracts._match import Difference, compare, pointer_to, resolve
-from mockbankr.contracts._target import has_control_plane, install_rules
+from mockbankr.contracts._target import (
+    SteppedClock,
+    has_control_plane,
+    install_rules,
+    step_clock,
+)
 from mockbankr.contracts.format import (
     RESPONSE_HEADERS,
     Contract,
@@ -51,6 +62,7 @@ from mockbankr.store import JobStore
 from mockbankr.testing import MockbankrEnv
 
 __all__ = [
+    "HANG_GRACE_S",
     "VerifyResult",
     "load_contracts",
     "render_report",
@@ -61,6 +73,14 @@ __all__ = [
 ]
 
 Outcome = Literal["pass", "fail", "skip"]
+
+#: On a stepped server clock, the real seconds an unanswered request is watched for
+#: (before and after the clock reaches the client's deadline).
+HANG_GRACE_S = 0.5
+
+#: On a stepped server clock, no simulated time passes while a request is in flight: the
+#: read timeout only guards against a stuck machine.
+_STEPPED_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,7 @@ class _Run:
     unix_now: Callable[[], float]
     credentials: Credentials
     nonce: Callable[[], bytes] | None
+    stepped: bool = False
 
     async def check(self) -> VerifyResult:
         bindings: dict[str, Any] = {}
@@ -210,7 +231,7 @@ class _Run:
             value("/request/path", recorded.path),
             headers=headers,
             content=None if body is None else json.dumps(body).encode(),
-            timeout=recorded.timeout,
+            timeout=max(recorded.timeout, _STEPPED_TIMEOUT_S) if self.stepped else recorded.timeout,
         )
 
     async def _exchange(
@@ -219,6 +240,8 @@ class _Run:
         request = self._request(exchange, bindings, challenge)
         timeout = exchange.request.timeout
         recorded = exchange.response
+        if recorded is None and self.stepped:
+            return await self._unanswered(request, exchange), None
         try:
             response = await self.http.send(request)
         except httpx.TimeoutException:
@@ -250,6 +273,32 @@ class _Run:
             expected, actual, pointer="/response", matchers=exchange.matchers, bindings=bindings
         )
         return difference, body
+
+    async def _unanswered(self, request: httpx.Request, exchange: Exchange) -> Difference | None:
+        """On a stepped clock: no answer before, nor once, the clock reaches the deadline."""
+        timeout = exchange.request.timeout
+        sending = asyncio.ensure_future(self.http.send(request))
+        try:
+            for when in (exchange.at, exchange.at + timeout):
+                await self.wait(when)  # the client gives up when the clock reaches at + timeout
+                done, _ = await asyncio.wait({sending}, timeout=HANG_GRACE_S)
+                if done:
+                    break
+            else:
+                return None  # unanswered, as recorded
+        finally:
+            if not sending.done():
+                sending.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sending
+        error = sending.exception()
+        if isinstance(error, httpx.TimeoutException):
+            return None
+        if error is not None:
+            return Difference("/response", "no answer", f"{type(error).__name__}: {error}")
+        return Difference(
+            "/response", f"no answer within {timeout} s", f"HTTP {sending.result().status_code}"
+        )
 
 
 async def verify_in_process(
@@ -298,19 +347,31 @@ async def verify_live(
         return skip("needs a wallet key: set BANKR_PRIVATE_KEY")
     async with httpx.AsyncClient(base_url=base_url, transport=transport) as http:
         control = await has_control_plane(http)
+        stepped: SteppedClock | None = None
         if control:
             await install_rules(http, contract.rules)
+            stepped = await step_clock(http)
         elif contract.rules:
             return skip("steered by fault rules; this server has no /__mock control plane")
         elif spends_money(contract) and not allow_spend:
             return skip("a prompt the server accepts costs real money: pass --allow-spend")
-        clock = RealClock()
-        start = clock.now()
+        clock = RealClock()  # payments are signed with the wall clock, as clients do
+        if stepped is None:
+            start = clock.now()
 
-        async def wait(at: float) -> None:
-            await clock.sleep(start + at - clock.now())
+            async def wait(at: float) -> None:
+                await clock.sleep(start + at - clock.now())
 
-        return await _Run(contract, http, wait, clock.now, credentials, None).check()
+            return await _Run(contract, http, wait, clock.now, credentials, None).check()
+        held = stepped
+
+        async def step(at: float) -> None:
+            await held.advance_to(held.start + at)
+
+        try:
+            return await _Run(contract, http, step, clock.now, credentials, None, True).check()
+        finally:
+            await held.restore()
 
 
 async def verify_all(

@@ -14,6 +14,7 @@ from mockbankr.contracts import (
     TEST_CREDENTIALS,
     Credentials,
     load_contract,
+    verify_all,
     verify_in_process,
     verify_live,
 )
@@ -252,3 +253,35 @@ async def test_rules_are_installed_through_the_control_plane() -> None:
         listed = (await env.http.get("/__mock/rules")).json()["rules"]
         assert [rule["match"] for rule in listed] == [{"method": "POST", "path": "/agent/prompt"}]
         assert listed[0]["remaining"] == 1
+
+
+#: Contracts whose polls land on the instants a job starts or ends, and the hung ones.
+STEPPED = [
+    "completed",
+    "failed",
+    "x402-failed",
+    "cancel-processing",
+    "x402-pay-and-wait",
+    "rate-limit-429",
+    "hung-request",
+    "x402-hung-request",
+]
+
+
+@pytest.mark.live
+async def test_verify_steps_a_fast_live_server_clock_and_passes_every_time() -> None:
+    # A live server at --speed 20 would run 20 simulated seconds per real one: real-time
+    # offsets could never match. verify stops its clock and steps it to each offset.
+    settings = Settings(seed=1, speed=20, api_keys=frozenset({TEST_CREDENTIALS.api_key}))
+    chosen = [_contract(name) for name in STEPPED]
+    with LiveServer(seed=1, settings=settings) as server:
+        for _ in range(2):
+            results = await verify_all(
+                chosen, base_url=server.base_url, credentials=TEST_CREDENTIALS
+            )
+            assert [(r.scenario, r.outcome, r.detail) for r in results] == [
+                (name, "pass", None) for name in STEPPED
+            ]
+        async with httpx.AsyncClient(base_url=server.base_url) as http:
+            clock = (await http.get("/__mock/clock")).json()
+        assert clock["speed"] == 20  # given back after each contract
