@@ -23,8 +23,12 @@ its ``ignored_auth`` probes without these.
 describe. Each rule the run posts is therefore limited to an API key no request uses
 (:data:`INERT_KEY`). Its shape is still validated and stored as generated, so
 ``POST /__mock/rules`` and the rule links are exercised in full. ``X-Mockbankr-*`` directive
-headers (schemathesis finds their names in the document's description) are not sent, and
-key management never revokes, rotates or drops :data:`KEY` (see :func:`_keep_our_key`).
+headers schemathesis makes up (it finds their names in the document's description) are not
+sent; the hooks send one of their own on each prompt, ``X-Mockbankr-Outcome: stuck``, so
+that every job the run creates stays unfinished (cancellable, steerable) whatever the run
+does to the clock. Key management never revokes, rotates or drops :data:`KEY` (see
+:func:`_keep_our_key`), and after a reset of the live server the run's keys document
+(:data:`RUN_KEYS`) is loaded again (see :func:`after_call`).
 """
 
 from __future__ import annotations

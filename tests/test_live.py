@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+import socket
+import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
+import uvicorn
 
-from mockbankr import VirtualClock
+from mockbankr import MemoryStore, Settings, VirtualClock, create_app
+from mockbankr.serving import H11_MAX_HEADER_BYTES, GracefulServer
 from mockbankr.testing import LiveServer
 
 pytestmark = pytest.mark.live
@@ -59,3 +65,38 @@ def test_a_drop_fault_is_not_logged_as_a_server_error(
     finally:
         uvicorn_errors.removeHandler(caplog.handler)
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+def test_with_h11_uvicorn_refuses_headers_over_its_bound_unread() -> None:
+    # httptools has no header bound (see the README's limits); h11 has one, and our
+    # servers set it: a 1 MiB header is refused by uvicorn before the app reads it (h11
+    # counts what it buffers of an unfinished head; a head that arrives whole in one read
+    # goes to the app, whose own limit answers 431).
+    clock = VirtualClock()
+    app = create_app(Settings(seed=1), clock=clock, rng=random.Random(1), store=MemoryStore())
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, http="h11", log_level="critical", lifespan="off")
+    server = GracefulServer(config, lifetime=app.state.lifetime, graceful_timeout=1)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    try:
+        tick = threading.Event()
+        for _ in range(500):
+            if server.started:
+                break
+            tick.wait(0.01)
+        assert config.h11_max_incomplete_event_size == H11_MAX_HEADER_BYTES
+        big = b"GET /_health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (1024 * 1024)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+            client.sendall(big + b"\r\n\r\n")
+            answer = client.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 400 ")
+        assert app.state.journal.entries() == []  # the app never saw it
+        small = httpx.get(f"http://127.0.0.1:{port}/_health", headers={"X-Big": "a" * 1000})
+        assert small.status_code == 200
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -6,9 +6,11 @@ valid credentials from the document's security schemes, signed x402 payments and
 headers, fault rules kept inert):
 
 - **live**: the schemathesis command line, as a user runs it, against ``mockbankr serve
-  --api-key`` on a free loopback port (so an invalid key really is invalid). It must exit 0:
-  no failure, and none of the warnings the configuration fails on (``missing_test_data``
-  above all: the stateful links reach real jobs and rules).
+  --api-key`` on a free loopback port (so an invalid key really is invalid), with time
+  stopped (``--speed 0``) and the run's keys document loaded. It must exit 0: no failure,
+  and none of the warnings the configuration fails on (``missing_test_data`` above all:
+  the stateful links reach real jobs, rules and keys). Deterministic: the same seed sends
+  the same requests and gets the same statuses, run after run.
 - **in-process**: schemathesis's pytest integration on the ASGI app, with its own seed; the
   stateful phase is the state machine schemathesis builds from the document's links.
 

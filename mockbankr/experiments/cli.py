@@ -145,9 +145,9 @@ def run_command(
 
         try:
             if base_url:
-                from mockbankr.experiments.live import run_live
+                from mockbankr.experiments.live import run_blocking, run_live
 
-                results, rows = asyncio.run(
+                results, rows = run_blocking(
                     run_live(
                         spec,
                         base_url,

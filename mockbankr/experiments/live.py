@@ -17,11 +17,11 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import httpx
-from bankr_client import pooled_transport
 
 from mockbankr.clock import ScaledClock, perf_seconds
 from mockbankr.errors import ConfigError
@@ -29,14 +29,35 @@ from mockbankr.experiments.plan import Task, plan_tasks, task_of_prompt
 from mockbankr.experiments.records import last_seq, records_from_server
 from mockbankr.experiments.runner import PolicyRun, fleet, results_document, summarize_run
 from mockbankr.experiments.spec import ExperimentSpec, Policy
+from mockbankr.experiments.transport import lean_transport
 from mockbankr.money import usdc_to_atomic
 from mockbankr.timing import load_timing
 
-__all__ = ["MAX_LIVE_CONNECTIONS", "report_from_server", "run_live"]
+__all__ = ["MAX_LIVE_CONNECTIONS", "report_from_server", "run_blocking", "run_live"]
 
-#: The connections a live fleet opens to the server (on loopback a few carry the load, and
-#: httpcore spends CPU per connection on every request: fewer is cheaper).
-MAX_LIVE_CONNECTIONS = 8
+T = TypeVar("T")
+
+
+def run_blocking(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)``, on uvloop when it is installed (``uvicorn[standard]`` brings it).
+
+    A live fleet's event loop is part of what the client costs; uvloop's is in C, as the
+    server's is (uvicorn picks it too).
+    """
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    try:
+        import uvloop
+
+        factory = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover -- uvicorn[standard] brings it (not on Windows)
+        pass
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+#: The most connections a live fleet opens to the server (on loopback a few dozen carry
+#: the load; more only add to what both sides poll).
+MAX_LIVE_CONNECTIONS = 32
 
 
 def _control(base_url: str, admin_token: str | None) -> httpx.AsyncClient:
@@ -68,8 +89,14 @@ async def run_live(
     source: str = "",
     on_policy: Callable[[Policy, int], Callable[[float], None]] | None = None,
     admin_token: str | None = None,
+    on_fleet: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
-    """Every policy in turn against a running server; ``results.json`` and job rows."""
+    """Every policy in turn against a running server; ``results.json`` and job rows.
+
+    ``on_fleet`` is called with ``"start"`` just before each policy's fleet and ``"end"``
+    just after it (before the records are read): what a benchmark measures between them
+    is the fleet alone.
+    """
     tasks = plan_tasks(spec, load_timing())
     price = usdc_to_atomic(spec.server.price_usdc)
     entries = []
@@ -92,7 +119,9 @@ async def run_live(
             clock = ScaledClock(float(clock_json.get("speed") or 1.0), start=t0)
             done = on_policy(policy, len(tasks)) if on_policy else (lambda _: None)
             agents = len({task.agent for task in tasks})
-            transport = pooled_transport(min(agents, MAX_LIVE_CONNECTIONS))
+            transport = lean_transport(url, min(agents, MAX_LIVE_CONNECTIONS))
+            if on_fleet is not None:
+                on_fleet("start")
             policy_started = perf_seconds()
             try:
                 await fleet(
@@ -108,6 +137,8 @@ async def run_live(
             finally:
                 await transport.aclose()
             wall = perf_seconds() - policy_started
+            if on_fleet is not None:
+                on_fleet("end")
             records = await records_from_server(control, t0=t0, first_seq=first)
             run = PolicyRun(policy, records, wall)
             entries.append(summarize_run(spec, run, tasks, price))
