@@ -34,9 +34,9 @@ def _bad(message: str) -> ApiError:
 
 
 def _key_field(data: dict[str, Any], name: str, *, required: bool = True) -> str | None:
+    if name not in data and not required:
+        return None  # left out; a null is no key (the document says string) and a 400
     value = data.get(name)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not 1 <= len(value) <= MAX_KEY_LENGTH:
         raise _bad(f"{name} must be a string of 1..{MAX_KEY_LENGTH} characters")
     return value

@@ -407,6 +407,7 @@ def test_the_default_mode_revokes_and_rotates_any_key(http: httpx.Client) -> Non
         ("/__mock/keys/rotate", {"key": "bk_club", "newKey": "bk_club"}, 409, "already a key"),
         ("/__mock/keys/rotate", {"key": "bk_club", "newKey": "has space"}, 400, "printable"),
         ("/__mock/keys/rotate", {"key": "bk_club", "newKey": ["x"]}, 400, "newKey must be"),
+        ("/__mock/keys/rotate", {"key": "bk_club", "newKey": None}, 400, "newKey must be"),
         ("/__mock/keys/rotate", {"key": "bk_club", "newKey": "n" * 257}, 400, "newKey must be"),
     ],
 )
