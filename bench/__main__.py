@@ -26,6 +26,7 @@ from bench import (
     metrics,
     poll,
     rules,
+    scale,
     soak,
     startup,
     verdicts,
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "keys": keys.run,
     "verdicts": verdicts.run,
     "experiment": experiment.run,
+    "scale": scale.run,
     "soak": soak.run,
 }
 

@@ -16,6 +16,10 @@
   directive, but journals every request as usual: the baseline of the rules benchmark.
 * ``rules``: ``poll`` with :data:`NON_MATCHING_RULES` installed at start: 100 rules no
   status poll matches.
+* ``redis``: ``poll`` with its population in Redis (``MOCKBANKR_BENCH_REDIS``, a URL): the
+  shared store, and the shared clock and rules, as ``--store redis://...`` serves them.
+* ``granian``: ``poll`` served by granian (one worker process, which builds the
+  population itself) instead of uvicorn; it announces once the worker answers.
 * ``unmetered``: ``poll`` with metrics off (``Settings(metrics=False)``, ``--no-metrics``):
   no request counters, the baseline of the metrics benchmark.
 * ``prompt``: mockbankr on an empty store and a :class:`~mockbankr.clock.RealClock`
@@ -63,7 +67,7 @@ from mockbankr.jobs import JobRecord, status_of
 from mockbankr.rules import Rule, parse_rule
 from mockbankr.settings import Settings
 from mockbankr.steering import SteeringMiddleware
-from mockbankr.store import MemoryStore
+from mockbankr.store import JobStore, MemoryStore
 from mockbankr.timing import TimingTable, load_timing
 from mockbankr.wire import JSONResponse
 
@@ -78,8 +82,11 @@ __all__ = [
     "WINDOW_S",
     "main",
     "mock_app",
+    "granian_app",
     "populate",
+    "redis_population",
     "serve",
+    "serve_granian",
     "unsteer",
 ]
 
@@ -137,16 +144,17 @@ class Population:
     """A store pre-filled as described above, its clock and table, and facts about it."""
 
     clock: ScaledClock
-    store: MemoryStore
+    store: JobStore
     table: TimingTable
     facts: dict[str, Any]
 
 
-def populate(out: Path) -> Population:
-    """Fill a store with :data:`JOBS` jobs; write the polled ids and a typical body to ``out``."""
+def populate(out: Path, store: JobStore | None = None) -> Population:
+    """Fill a store (default: a new memory store) with :data:`JOBS` jobs; write the polled
+    ids and a typical body to ``out``."""
     now = time.time()
     clock = ScaledClock(SPEED, start=now)
-    store = MemoryStore()
+    store = store or MemoryStore()
     table = load_timing(None)
     # Submissions in the past: a Simulator whose virtual clock walks from
     # now - WINDOW_S to now, one step per job.
@@ -321,6 +329,63 @@ OTHER_KINDS: dict[str, Callable[[Path], tuple[Starlette, dict[str, Any]]]] = {
 }
 
 
+def redis_population(out: Path) -> Population:
+    """The population in the Redis of ``MOCKBANKR_BENCH_REDIS`` (emptied first)."""
+    from mockbankr.redis_store import RedisStore
+
+    store = RedisStore(os.environ["MOCKBANKR_BENCH_REDIS"])
+    asyncio.run(store.clear())
+    return populate(out, store)
+
+
+def granian_app() -> Starlette:
+    """The ``poll`` app of a granian worker (its factory): the population is built here,
+    in the worker, and its facts written to ``DIR/granian.json``."""
+    out = Path(os.environ["MOCKBANKR_BENCH_DIR"])
+    population = populate(out)
+    app, facts = mock_app(population)
+    (out / "granian.json").write_text(json.dumps({**population.facts, **facts}))
+    return app
+
+
+def serve_granian(out: Path) -> None:
+    """Serve :func:`granian_app` with granian (one worker) until SIGTERM; announce it once
+    the worker answers (from a thread: granian runs in the main thread)."""
+    import threading
+    import urllib.request
+
+    from granian.server import Server
+
+    from mockbankr.serving import granian_options
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    os.environ["MOCKBANKR_BENCH_DIR"] = str(out)
+
+    def announce() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_health", timeout=1):
+                    pass
+                facts = json.loads((out / "granian.json").read_text())
+                print(json.dumps({**facts, "port": port, "pid": os.getpid()}), flush=True)
+                return
+            except OSError:
+                time.sleep(0.05)
+
+    threading.Thread(target=announce, daemon=True).start()
+    Server(
+        "bench._serve:granian_app",
+        address="127.0.0.1",
+        port=port,
+        workers=1,
+        factory=True,
+        **granian_options(),
+    ).serve()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench._serve")
     parser.add_argument(
@@ -331,6 +396,13 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, required=True, help="where ids and body.json live")
     args = parser.parse_args()
     kinds = args.kind.split("+")
+    if kinds == ["granian"]:
+        serve_granian(args.dir)
+        return
+    if kinds == ["redis"]:
+        population = redis_population(args.dir)
+        serve([("redis", *mock_app(population))], population.facts)
+        return
     if len(kinds) == 1 and kinds[0] in OTHER_KINDS:
         app, facts = OTHER_KINDS[kinds[0]](args.dir)
         serve([(kinds[0], app, facts)], {})

@@ -396,6 +396,14 @@ _CALLER_CACHE = 4096
 _NEW_KEY_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZabcdefghjkmnpqrstvwxyz"
 
 
+_ExportedBook = tuple[
+    bool,
+    int | None,
+    list[tuple[str, str | None, int | None, str, str | None]],
+    list[tuple[str, str, str, bool, bool, int | None, bool, list[str]]],
+]
+
+
 class KeyBook:
     """The keys a running server accepts: look a key up, revoke it, rotate it.
 
@@ -413,9 +421,62 @@ class KeyBook:
     def __init__(self, config: KeyConfig, *, rng: random.Random) -> None:
         self.initial = config
         self._rng = rng
+        #: Counts the changes made here (replace, reset, revoke, rotate), not :meth:`load`.
+        self.revision = 0
         self._install(config)
 
+    def export(self) -> bytes:
+        """The accounts and keys known now, for :meth:`load` in another server."""
+        c = self.config
+        accounts = [
+            (a.id, a.plan.value if a.plan else None, a.daily_limit, a.owner, a.wallet)
+            for a in c.accounts
+        ]
+        keys = [
+            (
+                k.key,
+                k.account,
+                k.name,
+                k.agent_api_enabled,
+                k.read_only,
+                k.daily_limit,
+                k.revoked,
+                [str(net) for net in k.allowed_ips],
+            )
+            for k in c.keys
+        ]
+        return msgspec.msgpack.encode((c.open, c.default_limit, accounts, keys))
+
+    def load(self, data: bytes) -> None:
+        """Take the accounts and keys of an :meth:`export`."""
+        open_, default_limit, accounts, keys = msgspec.msgpack.decode(data, type=_ExportedBook)
+        config = KeyConfig(
+            accounts=tuple(
+                Account(i, Plan(plan) if plan else None, limit, owner, wallet)
+                for i, plan, limit, owner, wallet in accounts
+            ),
+            keys=tuple(
+                ApiKey(
+                    k[0],
+                    k[1],
+                    k[2],
+                    k[3],
+                    k[4],
+                    k[5],
+                    k[6],
+                    tuple(ipaddress.ip_network(net) for net in k[7]),
+                )
+                for k in keys
+            ),
+            open=open_,
+            default_limit=default_limit,
+        )
+        revision = self.revision
+        self._install(config)
+        self.revision = revision  # loaded, not changed here
+
     def _install(self, config: KeyConfig) -> None:
+        self.revision += 1
         self.config = config
         self._accounts = {account.id: account for account in config.accounts}
         self._keys = {key.key: key for key in config.keys}
@@ -501,6 +562,7 @@ class KeyBook:
         if key.key not in self._keys and len(self._keys) >= MAX_KEYS:
             raise ConfigError(f"at most {MAX_KEYS} keys can be known; reset or load fewer")
         self._keys[key.key] = key
+        self.revision += 1
         self._callers.clear()
         self._addresses.clear()
         self.config = dataclasses.replace(self.config, keys=tuple(self._keys.values()))

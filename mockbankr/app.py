@@ -38,6 +38,8 @@ from mockbankr.metrics import MetricsEndpoint
 from mockbankr.openapi import openapi_endpoint
 from mockbankr.rules import RuleSet, check_categories
 from mockbankr.settings import Settings
+from mockbankr.shared import SharedState, StateBackend
+from mockbankr.sharing import SharedStateMiddleware
 from mockbankr.steering import ConnectionDropped, SteeringMiddleware
 from mockbankr.store import JobStore
 from mockbankr.timing import TimingTable, load_timing
@@ -281,6 +283,9 @@ def create_app(
         counters=counters,
         route_of=route_templates(routes),
     )
+    if isinstance(store, StateBackend):  # a shared store: the clock, rules, limits, keys too
+        shared = SharedState(store, clock=clock, rules=rules, limits=quota, keys=book)
+        app.add_middleware(SharedStateMiddleware, shared=shared)
     # Outermost (added last): bounds every request before anything reads it.
     app.add_middleware(
         RequestGuard,

@@ -295,9 +295,9 @@ def main() -> None:
     env="MOCKBANKR_STORE",
     default="memory",
     show_default=True,
-    help="Where jobs, payments and nonces live: memory (this process), or"
-    " redis://host:port/db, shared by every server on that Redis (the redis extra:"
-    " pip install 'mockbankr[redis]').",
+    help="Where jobs, payments, nonces, the clock, rules, limits, keys and metrics live:"
+    " memory (this process), or redis://host:port/db, shared by every server on that Redis"
+    " (the redis extra: pip install 'mockbankr[redis]').",
 )
 @_option(
     "--workers",

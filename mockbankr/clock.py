@@ -20,7 +20,6 @@ and no amount of waiting can push time where it can no longer be printed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as _dt
 import functools
 import heapq
@@ -28,9 +27,9 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import TracebackType
-from typing import Protocol, runtime_checkable
+from typing import Final, Protocol, runtime_checkable
 
 from mockbankr.validate import CLOCK_LIMIT
 
@@ -40,6 +39,7 @@ __all__ = [
     "ClockTimeout",
     "DEFAULT_EPOCH",
     "MAX_TIME",
+    "REAL_IO",
     "RealClock",
     "ScaledClock",
     "Timer",
@@ -47,7 +47,6 @@ __all__ = [
     "call_later",
     "iso",
     "perf_seconds",
-    "real_io",
     "wall_time",
 ]
 
@@ -146,6 +145,9 @@ class ScaledClock:
         self._sim0 = min(time.time() if start is None else float(start), CLOCK_LIMIT)
         self._changed = threading.Condition()
         self._sleepers: set[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = set()
+        #: Counts the changes made here (speed, advance, reset), not those loaded by
+        #: :meth:`set_anchor`: a shared clock publishes a change when it moves.
+        self.revision = 0
         self._timers: set[_ScaledTimer] = set()
 
     @property
@@ -181,7 +183,23 @@ class ScaledClock:
         self._speed = self._initial_speed
         self._notify()
 
-    def _notify(self) -> None:
+    def anchor(self) -> tuple[float, float, float]:
+        """``(simulated, wall, speed)``: at wall time ``wall`` (unix seconds) simulated time
+        was ``simulated``, and runs ``speed`` times faster since. Another process (or host,
+        with synchronised wall clocks) given it by :meth:`set_anchor` runs in step."""
+        wall = time.time() - (time.monotonic() - self._wall0)
+        return self._sim0, wall, self._speed
+
+    def set_anchor(self, simulated: float, wall: float, speed: float) -> None:
+        """Run from an :meth:`anchor` of another clock (sleepers re-plan, as after a change)."""
+        self._wall0 = time.monotonic() - (time.time() - wall)
+        self._sim0 = min(float(simulated), CLOCK_LIMIT)
+        self._speed = _check_speed(speed)
+        self._notify(changed=False)
+
+    def _notify(self, *, changed: bool = True) -> None:
+        if changed:
+            self.revision += 1
         with self._changed:
             self._changed.notify_all()
         for loop, fut in list(self._sleepers):
@@ -286,22 +304,29 @@ _SETTLE_TICKS = 4
 _real_io = 0
 
 
-@contextlib.contextmanager
-def real_io() -> Iterator[None]:
-    """Mark an await on real I/O (a network round trip): a :class:`VirtualClock` does
-    not count the loop as settled, and so does not jump, until it has returned.
+class _RealIO:
+    """The context of an await on real I/O (see :data:`REAL_IO`)."""
 
-    Example::
+    __slots__ = ()
 
-        with real_io():
-            record = await redis.hget(...)
-    """
-    global _real_io
-    _real_io += 1
-    try:
-        yield
-    finally:
+    def __enter__(self) -> None:
+        global _real_io
+        _real_io += 1
+
+    def __exit__(self, *exc: object) -> None:
+        global _real_io
         _real_io -= 1
+
+
+REAL_IO: Final = _RealIO()
+"""Mark an await on real I/O (a network round trip): a :class:`VirtualClock` does not count
+the loop as settled, and so does not jump, until it has returned. Reentrant, reusable.
+
+Example::
+
+    with REAL_IO:
+        record = await redis.hget(...)
+"""
 
 
 class VirtualClock:

@@ -10,6 +10,8 @@ allowed prompt).
 
 from __future__ import annotations
 
+import msgspec
+
 from mockbankr.errors import DailyLimitExceeded
 
 __all__ = ["DAY", "DailyLimit"]
@@ -28,6 +30,8 @@ class DailyLimit:
 
     def __init__(self) -> None:
         self._windows: dict[str, tuple[float, int]] = {}
+        #: Counts the changes made here (a prompt counted, a clear), not :meth:`load`.
+        self.revision = 0
 
     def take(self, account: str, *, limit: int, now: float, upgrade: bool = True) -> None:
         """Count one prompt, or raise :class:`~mockbankr.errors.DailyLimitExceeded` (the
@@ -43,6 +47,7 @@ class DailyLimit:
                 account, limit=limit, used=used, reset_at=start + DAY, upgrade=upgrade
             )
         self._windows[account] = (start, used + 1)
+        self.revision += 1
 
     def used(self, account: str, now: float) -> int:
         """Prompts the account has used in its current window."""
@@ -51,3 +56,12 @@ class DailyLimit:
 
     def clear(self) -> None:
         self._windows.clear()
+        self.revision += 1
+
+    def export(self) -> bytes:
+        """Every account's window, for :meth:`load` in another server."""
+        return msgspec.msgpack.encode(self._windows)
+
+    def load(self, data: bytes) -> None:
+        """Take the windows of an :meth:`export`."""
+        self._windows = msgspec.msgpack.decode(data, type=dict[str, tuple[float, int]])

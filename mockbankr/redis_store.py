@@ -12,11 +12,16 @@ run on a Redis Cluster, all in one slot)::
     {mockbankr}:order   list of job ids in submission order
     {mockbankr}:ledger  list of msgpack LedgerEntry, oldest first
     {mockbankr}:nonces  set of the x402 nonces accepted so far
+    {mockbankr}:versions      hash area -> version (clock, rules, limits, keys)
+    {mockbankr}:area:NAME     an area's blob (see mockbankr.shared)
+    {mockbankr}:rule_left     hash rule uid -> firings left (a rule's ``times``)
     {mockbankr}:requests  hash "status route" -> requests (the metrics' request counters)
     {mockbankr}:faults    hash rule id -> firings (the metrics' fault counters)
 
-Every change is one atomic Lua script (add, compare-and-set, paid add), so any
-number of servers may race on a job or a nonce. A lost connection is a
+Every change is one atomic Lua script (add, compare-and-set, paid add, an area's write,
+a rule's firing), so any number of servers may race on a job, a nonce or a rule. Each
+request's version read is one script call, pipelined with the other requests of the same
+event-loop iteration (:class:`_Batch`). A lost connection is a
 :class:`~mockbankr.errors.StoreUnavailable` (the server's 503); redis-py connects
 again on the next command, so the server serves again once Redis is back.
 
@@ -29,9 +34,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
+import hashlib
 import weakref
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
 from typing import Any, Final, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -40,20 +47,24 @@ import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
-from mockbankr.clock import real_io
+from mockbankr.clock import REAL_IO
 from mockbankr.counters import CounterSnapshot
 from mockbankr.errors import ConfigError, StoreUnavailable
 from mockbankr.jobs import JobRecord
 from mockbankr.ledger import LedgerEntry
+from mockbankr.shared import AREAS
 
 __all__ = ["RedisCounters", "RedisStore", "decode_job", "encode_job", "redact"]
 
 #: Seconds to connect, and to wait for one answer: a lost or frozen Redis is a quick 503.
 CONNECT_TIMEOUT: Final = 1.0
 COMMAND_TIMEOUT: Final = 2.0
+#: Connections to Redis per event loop (one server process): requests in flight at once.
+MAX_CONNECTIONS: Final = 1000
 #: Records read per round trip when scanning.
 _SCAN_CHUNK: Final = 1000
 
@@ -109,6 +120,44 @@ redis.call('RPUSH', KEYS[2], ARGV[1])
 return 1
 """
 
+# KEYS: versions, blob, counts. ARGV: area, data, if_absent (0/1), then uid, count pairs
+# (only for the rules: counters of new rules start, those of dropped rules go).
+_WRITE = """
+if ARGV[3] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then
+  return tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+end
+redis.call('SET', KEYS[2], ARGV[2])
+if #ARGV > 3 or ARGV[1] == 'rules' then
+  local keep = {}
+  for i = 4, #ARGV, 2 do
+    keep[ARGV[i]] = true
+    redis.call('HSETNX', KEYS[3], ARGV[i], ARGV[i + 1])
+  end
+  for _, uid in ipairs(redis.call('HKEYS', KEYS[3])) do
+    if not keep[uid] then redis.call('HDEL', KEYS[3], uid) end
+  end
+end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+"""
+# KEYS: versions, jobs. ARGV: [job id]. Every area's version, then the job (a status poll):
+# one command, one round trip. (A missing value ends Redis's reply array: a missing version
+# is read as 0, a missing job as None.)
+_SYNC = f"""
+local found = redis.call('HMGET', KEYS[1], {", ".join(repr(a) for a in AREAS)})
+for i = 1, #found do
+  if not found[i] then found[i] = '0' end
+end
+if ARGV[1] then found[#found + 1] = redis.call('HGET', KEYS[2], ARGV[1]) end
+return found
+"""
+_SYNC_SHA = hashlib.sha1(_SYNC.encode()).hexdigest()
+# KEYS: counts. ARGV: uid. One firing of a counted rule, if any is left.
+_CLAIM = """
+local left = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if left <= 0 then return -1 end
+return redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
+"""
+
 
 def redact(url: str) -> str:
     """``url`` without its password (what errors and logs may show)."""
@@ -129,7 +178,7 @@ def _unavailable(
     @functools.wraps(method)
     async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
-            with real_io():
+            with REAL_IO:
                 return await method(*args, **kwargs)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             store = args[0]
@@ -159,6 +208,7 @@ class RedisStore:
         self._url = url
         tag = "{" + prefix + "}:"
         self.keys = _Keys(tag)
+        self._sync_keys = (self.keys.versions, self.keys.jobs)
         self._conns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Conn] = (
             weakref.WeakKeyDictionary()
         )
@@ -178,11 +228,12 @@ class RedisStore:
         (``loop.shutdown_asyncgens()``, which ``asyncio.run`` and every runner call),
         so no connection outlives its loop unclosed.
         """
-        loop = asyncio.get_running_loop()
-        conn = self._conns.get(loop)
-        if conn is None:
-            conn = self._conns[loop] = _Conn(self._url)
-            await conn.keeper.asend(None)
+        conn = self._conns.get(asyncio.get_running_loop())
+        return conn if conn is not None else await self._open()
+
+    async def _open(self) -> _Conn:
+        conn = self._conns[asyncio.get_running_loop()] = _Conn(self._url)
+        await conn.keeper.asend(None)
         return conn
 
     @_unavailable
@@ -209,7 +260,13 @@ class RedisStore:
 
     @_unavailable
     async def get(self, job_id: str) -> JobRecord | None:
-        data = await (await self._conn()).client.hget(self.keys.jobs, job_id)
+        fetched = _prefetched.get()
+        data: bytes | str | None
+        if fetched is not None and fetched[0] == job_id:
+            _prefetched.set(None)  # once: a retried compare-and-set reads afresh
+            data = fetched[1]
+        else:
+            data = await (await self._conn()).client.hget(self.keys.jobs, job_id)
         return None if data is None else decode_job(data)
 
     @_unavailable
@@ -259,6 +316,53 @@ class RedisStore:
         found = await (await self._conn()).client.lrange(self.keys.ledger, 0, -1)
         return [_decode_entry(cast(bytes, data)) for data in found]
 
+    # -- the shared areas (mockbankr.shared.StateBackend) ---------------------------------
+
+    @_unavailable
+    async def versions(self, job_id: str | None) -> dict[str, int]:
+        conn = await self._conn()
+        keys = self._sync_keys
+        found = await conn.syncs.submit(keys if job_id is None else (*keys, job_id))
+        if job_id is not None:
+            _prefetched.set((job_id, found[len(AREAS)] if len(found) > len(AREAS) else None))
+        versions = {}
+        for name, version in zip(AREAS, found, strict=False):
+            if version is not None:
+                versions[name] = int(version)
+        return versions
+
+    @_unavailable
+    async def read(self, area: str) -> tuple[int, bytes | None]:
+        pipe = (await self._conn()).client.pipeline(transaction=True)
+        pipe.hget(self.keys.versions, area)
+        pipe.get(self.keys.area(area))
+        version, data = await pipe.execute()
+        return int(version or 0), data
+
+    @_unavailable
+    async def write(
+        self,
+        area: str,
+        data: bytes,
+        *,
+        if_absent: bool = False,
+        counts: Mapping[str, int] | None = None,
+    ) -> int:
+        args: list[str | bytes | int] = [area, data, "1" if if_absent else "0"]
+        for uid, left in (counts or {}).items():
+            args += [uid, left]
+        keys = [self.keys.versions, self.keys.area(area), self.keys.counts]
+        return int(await (await self._conn()).write(keys=keys, args=args))
+
+    @_unavailable
+    async def claim(self, uid: str) -> int:
+        return int(await (await self._conn()).claim(keys=[self.keys.counts], args=[uid]))
+
+    @_unavailable
+    async def counts(self) -> dict[str, int]:
+        found = await (await self._conn()).client.hgetall(self.keys.counts)
+        return {_text(uid): int(left) for uid, left in found.items()}
+
     def request_counters(self) -> RedisCounters:
         """Request and fault counters every server on this Redis adds to (the metrics')."""
         return RedisCounters(self)
@@ -292,20 +396,99 @@ class RedisStore:
         await (await self._conn()).client.delete(k.seq, k.jobs, k.order, k.ledger, k.nonces)
 
 
+#: A job fetched with the versions, for the same request's first read of it.
+_prefetched: contextvars.ContextVar[tuple[str, bytes | None] | None] = contextvars.ContextVar(
+    "mockbankr_prefetched", default=None
+)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class _Batch:
+    """The requests' version reads of one loop iteration, sent as one pipeline.
+
+    Under load many requests are in flight at once; each would pay a command's whole
+    client cost (packing, a write, a read, their timeouts). Those that start in the same
+    iteration of the event loop share one round trip instead (auto-pipelining).
+    """
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self.client = client
+        self.pending: list[tuple[tuple[str, ...], asyncio.Future[Any]]] = []
+
+    def submit(self, args: tuple[str, ...]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if not self.pending:
+            loop.call_soon(self._flush)
+        self.pending.append((args, future))
+        return future
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        task = asyncio.ensure_future(self._send(batch))
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
+    async def _send(self, batch: list[tuple[tuple[str, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            with REAL_IO:
+                results = await self._execute(batch, "EVALSHA", _SYNC_SHA)
+                if any(isinstance(r, NoScriptError) for r in results):  # a restarted Redis
+                    results = await self._execute(batch, "EVAL", _SYNC)
+        except BaseException as exc:  # the connection is lost: every request learns it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc if isinstance(exc, Exception) else RuntimeError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def _execute(
+        self, batch: list[tuple[tuple[str, ...], asyncio.Future[Any]]], command: str, script: str
+    ) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for args, _ in batch:
+            pipe.execute_command(command, script, 2, *args)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
+
+
+#: Batches being sent (a task must be referenced until it is done).
+_TASKS: set[asyncio.Task[None]] = set()
+
+
 class _Conn:
     """One event loop's client and its registered scripts."""
 
     def __init__(self, url: str) -> None:
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
+        # The plain pool (a blocking one costs ~50 us per command): one connection per
+        # request in flight, at most MAX_CONNECTIONS (beyond: StoreUnavailable, a 503).
+        pool = aioredis.ConnectionPool.from_url(
             url,
+            max_connections=MAX_CONNECTIONS,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT,
             # One attempt: a lost Redis answers 503 now, not after a backoff.
             retry=Retry(NoBackoff(), 0),
         )
+        self.client: aioredis.Redis = aioredis.Redis(connection_pool=pool)
+        self.command: Callable[..., Coroutine[Any, Any, Any]] = self.client.execute_command
         self.add: AsyncScript = self.client.register_script(_ADD)
         self.replace: AsyncScript = self.client.register_script(_REPLACE)
         self.add_paid: AsyncScript = self.client.register_script(_ADD_PAID)
+        self.write: AsyncScript = self.client.register_script(_WRITE)
+        self.claim: AsyncScript = self.client.register_script(_CLAIM)
+        self.syncs = _Batch(self.client)
         self.keeper = self._keep()
 
     async def _keep(self) -> AsyncGenerator[None, None]:
@@ -313,6 +496,7 @@ class _Conn:
             yield
         finally:
             await self.client.aclose()
+            await self.client.connection_pool.disconnect()
 
 
 class _Keys:
@@ -325,8 +509,13 @@ class _Keys:
         self.order = tag + "order"
         self.ledger = tag + "ledger"
         self.nonces = tag + "nonces"
+        self.versions = tag + "versions"
+        self.counts = tag + "rule_left"
         self.requests = tag + "requests"
         self.faults = tag + "faults"
+
+    def area(self, name: str) -> str:
+        return self.tag + "area:" + name
 
 
 class RedisCounters:

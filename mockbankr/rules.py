@@ -23,8 +23,9 @@ from __future__ import annotations
 import fnmatch
 import random
 import re
+import secrets
 import tomllib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -376,11 +377,13 @@ class _Compiled:
     path). A rule that reads the prompt can only match the prompt paths.
     """
 
-    __slots__ = ("key", "method", "path", "prefixes", "prompt", "remaining", "rule")
+    __slots__ = ("key", "method", "path", "prefixes", "prompt", "remaining", "rule", "uid")
 
-    def __init__(self, rule: Rule) -> None:
+    def __init__(self, rule: Rule, uid: str | None = None) -> None:
         self.rule = rule
         self.remaining = rule.times
+        #: Names this rule's ``times`` counter in a shared store: unique per added rule.
+        self.uid = uid or secrets.token_hex(8)
         m = rule.match
         self.method = m.method.upper() if m.method is not None else None
         self.key = m.key
@@ -408,6 +411,11 @@ class _Compiled:
                 or (req.prompt is not None and self.prompt.search(req.prompt) is not None)
             )
         )
+
+
+class _Exported(msgspec.Struct):
+    next: int
+    rules: list[tuple[str, Rule]]
 
 
 def _reads_prompt(compiled: _Compiled) -> bool:
@@ -447,6 +455,11 @@ class RuleSet:
         self.needs_prompt = False
         #: Whether there is any rule at all: the steering layer's first, cheapest test.
         self.active = False
+        #: Counts the changes made here (add, remove, clear, reset), not :meth:`load`.
+        self.revision = 0
+        #: Takes one firing of a counted rule (its ``uid``) from a shared counter: the new
+        #: count, or -1 when none is left. ``None``: this set counts alone (:meth:`pick`).
+        self.claim: Callable[[str], Awaitable[int]] | None = None
         self.reset()
 
     def reset(self) -> None:
@@ -497,6 +510,7 @@ class RuleSet:
         self._changed()
 
     def _changed(self) -> None:
+        self.revision += 1
         if self._index:  # a new dict: the old one's table may have grown large
             self._index = {}
         self.active = bool(self._rules)
@@ -506,6 +520,34 @@ class RuleSet:
         """One rule as :meth:`listing` shows it, or ``None`` if there is no such rule."""
         compiled = self._by_id.get(rule_id)
         return None if compiled is None else _listed(compiled)
+
+    def export(self) -> bytes:
+        """The rules, their ids and the next id, for :meth:`load` in another server."""
+        rules = [(c.uid, c.rule) for c in self._rules]
+        return msgspec.msgpack.encode({"next": self._next_id, "rules": rules})
+
+    def load(self, data: bytes, remaining: Mapping[str, int] | None = None) -> None:
+        """Take the rules of an :meth:`export` (and the shared ``remaining`` counts by uid)."""
+        state = msgspec.msgpack.decode(data, type=_Exported)
+        revision = self.revision
+        self._rules = [_Compiled(rule, uid) for uid, rule in state.rules]
+        self._by_id = {c.rule.id: c for c in self._rules if c.rule.id is not None}
+        self._prompt_rules = sum(1 for c in self._rules if _reads_prompt(c))
+        self._next_id = state.next
+        self._changed()
+        self.revision = revision  # loaded, not changed here
+        if remaining is not None:
+            self.set_remaining(remaining)
+
+    def counted(self) -> dict[str, int]:
+        """The ``times`` counters left, by rule uid (rules without ``times`` are not counted)."""
+        return {c.uid: c.remaining for c in self._rules if c.remaining is not None}
+
+    def set_remaining(self, remaining: Mapping[str, int]) -> None:
+        """Take shared counts (a rule counted elsewhere fired there)."""
+        for c in self._rules:
+            if c.remaining is not None and c.uid in remaining:
+                c.remaining = max(0, remaining[c.uid])
 
     def listing(self) -> list[dict[str, Any]]:
         """The rules as JSON-ready dicts, each with its ``remaining`` count."""
@@ -553,6 +595,26 @@ class RuleSet:
                 continue
             if compiled.remaining is not None:
                 compiled.remaining -= 1
+            return compiled.rule
+        return None
+
+    async def pick_shared(self, req: Request) -> Rule | None:
+        """:meth:`pick_rule`, each firing of a counted rule taken from the shared counter
+        (:attr:`claim`) first, so ``times`` holds across every server."""
+        claim = self.claim
+        if claim is None:
+            return self.pick_rule(req)
+        for compiled in self.candidates(req.method, req.key):
+            if compiled.remaining == 0 or not compiled.matches(req):
+                continue
+            p = compiled.rule.probability
+            if p is not None and self._rng.random() >= p:
+                continue
+            if compiled.remaining is not None:
+                left = await claim(compiled.uid)
+                compiled.remaining = max(0, left)
+                if left < 0:
+                    continue  # spent on another server
             return compiled.rule
         return None
 

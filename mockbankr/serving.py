@@ -30,6 +30,7 @@ __all__ = [
     "GRANIAN_EXTRA_HINT",
     "GracefulServer",
     "H11_MAX_HEADER_BYTES",
+    "granian_options",
     "quiet_drops",
     "register_lifetime",
     "run_granian",
@@ -146,8 +147,6 @@ def run_granian(
     Raises :class:`~mockbankr.errors.ConfigError` without the extra.
     """
     try:
-        from granian.constants import Interfaces
-        from granian.log import LogLevels
         from granian.server import Server
     except ImportError as exc:
         raise ConfigError(GRANIAN_EXTRA_HINT) from exc
@@ -156,13 +155,28 @@ def run_granian(
         factory,
         address=host,
         port=port,
-        interface=Interfaces.ASGI,
         workers=workers,
         factory=True,
-        log_access=False,
-        log_level=LogLevels.warning,
         workers_kill_timeout=max(1, math.ceil(graceful_timeout)),
+        **granian_options(),
     ).serve()
+
+
+def granian_options() -> dict[str, Any]:
+    """How mockbankr runs granian (``--server granian``, and its benchmark): ASGI, HTTP/1,
+    uvloop, one single-threaded Rust runtime per worker, no access log. (granian's tasks
+    in Rust are experimental: not used.)"""
+    from granian.constants import HTTPModes, Interfaces, Loops, RuntimeModes
+    from granian.log import LogLevels
+
+    return {
+        "interface": Interfaces.ASGI,
+        "http": HTTPModes.http1,
+        "loop": Loops.uvloop,
+        "runtime_mode": RuntimeModes.st,
+        "log_access": False,
+        "log_level": LogLevels.warning,
+    }
 
 
 #: What ``--server granian`` says when the ``mockbankr[granian]`` extra is missing.

@@ -351,7 +351,10 @@ class SteeringMiddleware:
             prompt=prompt,
             category=self.table.classify(prompt) if prompt is not None else None,
         )
-        rule = self.rules.pick_rule(request)
+        if self.rules.claim is not None:  # counted across the servers of a shared store
+            rule = await self.rules.pick_shared(request)
+        else:
+            rule = self.rules.pick_rule(request)
         if rule is None:
             return None, None, receive
         return rule.action, rule.id, receive

@@ -1,0 +1,187 @@
+"""Everything else a server knows, shared: the clock, the rules, the daily-limit counters and
+the keys (revocations, rotations).
+
+With a shared store (Redis), N servers behave as one. The truth lives in the store, one
+blob and one version per *area*; each server keeps its local objects (the
+:class:`~mockbankr.clock.ScaledClock`, the :class:`~mockbankr.rules.RuleSet`, the
+:class:`~mockbankr.limits.DailyLimit`), so the request paths stay synchronous and fast:
+
+* before a request, :meth:`SharedState.before` reads every area's version in one round
+  trip (with the polled job, when there is one); an area changed elsewhere is reloaded;
+* before its response starts, :meth:`SharedState.after` publishes each area this server
+  changed (a ``/__mock/clock`` change, a rule added, a prompt counted), so the next request
+  on any server sees it;
+* a rule's ``times`` is taken from a shared counter when it fires (an atomic
+  decrement-if-positive), so a ``times: 3`` rule fires exactly three times across servers.
+
+Control-plane changes are last-writer-wins per area. The core knows no store: the
+:class:`StateBackend` is the Redis store's (:mod:`mockbankr.redis_store`).
+
+Example::
+
+    shared = SharedState(backend, clock=clock, rules=rules, limits=quota, keys=book)
+    await shared.before(job_id=None)
+    ...
+    await shared.after()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol, runtime_checkable
+
+import msgspec
+
+from mockbankr.accounts import KeyBook
+from mockbankr.clock import Clock, ScaledClock
+from mockbankr.limits import DailyLimit
+from mockbankr.rules import RuleSet
+
+__all__ = ["AREAS", "SharedState", "StateBackend"]
+
+#: The shared areas, in the order they are read.
+AREAS = ("clock", "rules", "limits", "keys")
+
+
+@runtime_checkable
+class StateBackend(Protocol):
+    """Where shared areas live (the Redis store implements it)."""
+
+    async def versions(self, job_id: str | None) -> Mapping[str, int]:
+        """Every area's version (0: never written), in one round trip; ``job_id``: also
+        fetch that job, for the store's next read of it."""
+        ...
+
+    async def read(self, area: str) -> tuple[int, bytes | None]:
+        """An area's version and blob."""
+        ...
+
+    async def write(
+        self,
+        area: str,
+        data: bytes,
+        *,
+        if_absent: bool = False,
+        counts: Mapping[str, int] | None = None,
+    ) -> int:
+        """Store an area's blob (``if_absent``: only if it was never written); its version.
+
+        ``counts`` (the rules): in the same atomic step, start the counters of new rules
+        (one that exists keeps its count) and drop those of rules no longer there."""
+        ...
+
+    async def claim(self, uid: str) -> int:
+        """Take one firing of the counted rule ``uid``: the count left, or -1 if none was."""
+        ...
+
+    async def counts(self) -> dict[str, int]:
+        """Every counted rule's count left, by uid."""
+        ...
+
+
+class _Area(Protocol):
+    @property
+    def revision(self) -> int: ...
+
+    def export(self) -> bytes: ...
+
+    def load(self, data: bytes) -> None: ...
+
+
+class _ClockArea:
+    """A scaled clock's anchor (simulated time, wall time, speed) as an area."""
+
+    def __init__(self, clock: ScaledClock) -> None:
+        self.clock = clock
+
+    @property
+    def revision(self) -> int:
+        return self.clock.revision
+
+    def export(self) -> bytes:
+        return msgspec.msgpack.encode(self.clock.anchor())
+
+    def load(self, data: bytes) -> None:
+        simulated, wall, speed = msgspec.msgpack.decode(data, type=tuple[float, float, float])
+        self.clock.set_anchor(simulated, wall, speed)
+
+
+class SharedState:
+    """This server's view of the shared areas, kept in step with a :class:`StateBackend`.
+
+    A virtual clock (tests in one process) is not shared: only a
+    :class:`~mockbankr.clock.ScaledClock` has an anchor to share.
+
+    Example::
+
+        shared = SharedState(backend, clock=clock, rules=rules, limits=quota)
+    """
+
+    def __init__(
+        self,
+        backend: StateBackend,
+        *,
+        clock: Clock,
+        rules: RuleSet,
+        limits: DailyLimit,
+        keys: KeyBook | None = None,
+    ) -> None:
+        self.backend = backend
+        self.rules = rules
+        areas: dict[str, _Area] = {"rules": rules, "limits": limits}
+        if keys is not None:
+            areas["keys"] = keys
+        if isinstance(clock, ScaledClock):
+            areas = {"clock": _ClockArea(clock), **areas}
+        self._areas = areas
+        self._known = dict.fromkeys(areas, -1)  # versions loaded or written here
+        self._revisions = {name: area.revision for name, area in areas.items()}
+        self._started = False
+        rules.claim = backend.claim
+
+    async def before(self, job_id: str | None = None, *, control: bool = False) -> None:
+        """Load what changed elsewhere (one round trip when nothing did). ``control``: also
+        the rules' counts, for a control-plane request that may list them."""
+        versions = await self.backend.versions(job_id)
+        if not self._started:
+            await self._start(versions)
+            versions = await self.backend.versions(None)
+        for name, area in self._areas.items():
+            version = versions.get(name, 0)
+            if version != self._known[name]:
+                version, data = await self.backend.read(name)
+                if data is not None:
+                    area.load(data)
+                    if area is self.rules:
+                        self.rules.set_remaining(await self.backend.counts())
+                self._known[name] = version
+                self._revisions[name] = area.revision
+        if control and len(self.rules):
+            self.rules.set_remaining(await self.backend.counts())
+
+    async def _start(self, versions: Mapping[str, int]) -> None:
+        """The first server on a store publishes its areas; later ones load them (after a
+        restart too: the clock, the rules and the counters are as they were)."""
+        self._started = True
+        for name, area in self._areas.items():
+            if versions.get(name, 0) == 0:
+                await self._publish(name, area, if_absent=True)
+
+    def changed(self) -> bool:
+        """Whether an area changed here since it was last loaded or published (cheap)."""
+        revisions = self._revisions
+        return any(area.revision != revisions[name] for name, area in self._areas.items())
+
+    async def after(self) -> None:
+        """Publish every area this server changed since it last loaded or published it."""
+        for name, area in self._areas.items():
+            if area.revision != self._revisions[name]:
+                await self._publish(name, area)
+
+    async def _publish(self, name: str, area: _Area, *, if_absent: bool = False) -> None:
+        revision = area.revision
+        counts = self.rules.counted() if area is self.rules else None
+        version = await self.backend.write(name, area.export(), if_absent=if_absent, counts=counts)
+        if not if_absent:
+            self._known[name] = version
+        self._revisions[name] = revision
