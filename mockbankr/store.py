@@ -20,7 +20,7 @@ from mockbankr.errors import ConfigError
 from mockbankr.jobs import JobRecord
 from mockbankr.ledger import LedgerEntry
 
-__all__ = ["REDIS_EXTRA_HINT", "SCAN_SLICE", "JobStore", "MemoryStore", "open_store"]
+__all__ = ["JobStore", "MemoryStore", "REDIS_EXTRA_HINT", "SCAN_SLICE", "open_store"]
 
 #: Jobs the memory store's scan reads between two yields to the event loop, so that a
 #: walk of every job (a metrics scrape, a filtered page) holds no other request for long.
