@@ -223,12 +223,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             self._open -= 1
         if self._open < self._limit:
             self._open += 1
-            try:
-                return await self._connect(timeouts.get("connect"))
-            except BaseException:
-                self._open -= 1
-                self._hand_over()
-                raise
+            return await self._connect_in_slot(timeouts.get("connect"))
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[_Connection | None] = loop.create_future()
         self._waiting.append(waiter)
@@ -252,8 +247,12 @@ class LeanTransport(httpx.AsyncBaseTransport):
         if handed is not None:
             return handed
         # A slot was freed (its connection closed): open a new one in it.
+        return await self._connect_in_slot(timeouts.get("connect"))
+
+    async def _connect_in_slot(self, seconds: float | None) -> _Connection:
+        """A new connection in a slot already counted; the slot is given back if it fails."""
         try:
-            return await self._connect(timeouts.get("connect"))
+            return await self._connect(seconds)
         except BaseException:
             self._open -= 1
             self._hand_over()
