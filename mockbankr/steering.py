@@ -290,6 +290,8 @@ class SteeringMiddleware:
                 retry_after=retry_after,
                 job_status=ctx.job_status,
             )
+            if self.log_requests:  # before any await: a shared journal writes behind
+                self._log(handle)
             if self.counters is not None:
                 # The router notes the route it matched; a rule's answer or a 404 had none.
                 route = scope.get("route")
@@ -300,8 +302,6 @@ class SteeringMiddleware:
                     self.counters.count_fault(ctx.rule_id)
                 if self.counters.flush_due:  # a shared store's counters (the answer is sent)
                     await self.counters.flush()
-            if self.log_requests:
-                self._log(handle)
 
     def _claimed_owner(self, scope: Scope) -> str | None:
         """Who the caller claims to be, as the journal shows it: a key's fingerprint,
