@@ -357,7 +357,11 @@ class RedisJournal:
                     oldest = self._oldest_unshown()
                     if oldest is None:
                         return
-                    wait = max(oldest + IN_FLIGHT_AFTER - perf_seconds(), self._retry_at - now)
+                    wait = max(
+                        oldest + IN_FLIGHT_AFTER - perf_seconds(),
+                        self._retry_at - now,
+                        self._last_start + FLUSH_INTERVAL - now,  # never a busy loop
+                    )
                     if wait > 0:  # until it is due, unless a request ends meanwhile
                         due = self._due = loop.create_future()
                         timer = loop.call_later(wait, _resolve, due)

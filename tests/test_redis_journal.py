@@ -103,7 +103,10 @@ def test_entries_are_in_arrival_order_and_in_flight_until_they_end(make: Make) -
         (held,) = journal.query({"state": "in-flight"})
         journal.finish(slow, 504, answered=9.0, ended=perf_seconds(), fault="hang")
         entries = await _read(journal)
-        assert [(e.path, e.state) for e in entries] == [("/slow", "done"), ("/agent/job/job_9", "done")]
+        assert [(e.path, e.state) for e in entries] == [
+            ("/slow", "done"),
+            ("/agent/job/job_9", "done"),
+        ]
         assert (entries[0].seq, entries[0].status, entries[0].fault) == (held.seq, 504, "hang")
         assert entries[0].sim_latency_ms == 8000.0
         assert (entries[1].job_id, entries[1].job_status) == ("job_9", "pending")
@@ -161,13 +164,15 @@ def test_a_request_in_flight_on_one_is_seen_on_the_other_then_replaced(redis_url
     async def test() -> None:
         a = RedisJournal(RedisStore(redis_url), 10)
         b = RedisJournal(RedisStore(redis_url), 10)
+        _request(b)
+        await b.flush()
         held = a.begin("GET", "/_health", key_fingerprint(KEY), 1.0, perf_seconds() - 1.0)
 
         async def shown_on_b() -> Any:
             while True:  # written in the background: no reader on a asks for it
                 entries = await _read(b)
-                if entries:
-                    return entries
+                if len(entries) > 1:
+                    return entries[1:]
                 await asyncio.sleep(0.01)
 
         (entry,) = await asyncio.wait_for(shown_on_b(), timeout=5)
@@ -176,8 +181,9 @@ def test_a_request_in_flight_on_one_is_seen_on_the_other_then_replaced(redis_url
         assert 900 < entry.latency_ms < 60_000  # the wall time so far
         a.finish(held, 504, answered=61.0, ended=perf_seconds(), fault="hang")
         await a.flush()
-        (ended,) = await _read(b)
-        assert (ended.seq, ended.state, ended.status, ended.fault) == (entry.seq, "done", 504, "hang")
+        (_, ended) = await _read(b)
+        assert (ended.seq, ended.state, ended.status) == (entry.seq, "done", 504)
+        assert ended.fault == "hang"
 
     run(test)
 
@@ -244,16 +250,17 @@ def test_a_lost_redis_fails_reads_never_requests_and_the_journal_catches_up(
         _request(journal, "/agent/job/job_before")
         await journal.flush()
         own_redis.kill()
-        for i in range(8):  # the request path never raises; background writes fail
+        for i in range(8):  # the request path never raises, nor waits
             _request(journal, f"/agent/job/job_{i}")
-            await asyncio.sleep(0)
+        assert journal.dropped == 3  # at most 5 kept while Redis is gone
         held = journal.begin("GET", "/_health", None, 1.0, perf_seconds() - 1.0)
-        await asyncio.sleep(0.05)  # let the background writes fail (they must not raise)
         with pytest.raises(StoreUnavailable, match=own_redis.url):
             await journal.sync()
         with pytest.raises(StoreUnavailable):
             await journal.aclear()
-        assert journal.dropped == 3  # at most 5 kept while Redis was gone
+        with pytest.raises(StoreUnavailable, match=own_redis.url):  # nothing to write: a read
+            await RedisJournal(RedisStore(own_redis.url), 5).sync()
+        assert journal.dropped == 3
         own_redis.start()  # the same port, empty
         journal.finish(held, 200, answered=1.0, ended=perf_seconds())
         kept = await _read(journal)
@@ -279,9 +286,11 @@ def test_a_background_write_retries_once_redis_is_back(own_redis: RedisServer) -
         own_redis.start()
 
         async def shown() -> list[Any]:
-            while not (entries := await _read(other)):
+            while True:  # written in the background, once Redis is back
+                entries = await _read(other)
+                if entries:
+                    return entries
                 await asyncio.sleep(0.05)
-            return entries
 
         (entry,) = await asyncio.wait_for(shown(), timeout=RETRY_INTERVAL + 4)
         assert entry.job_id == "job_lost"
