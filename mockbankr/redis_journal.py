@@ -15,8 +15,9 @@ seconds after it arrived (a ``hang`` rule holds it, a slow client) is written in
 and later replaced by its finished form, so every server shows it while it is held.
 
 Readers await :meth:`~RedisJournal.sync` first: it writes this server's buffer (its
-requests in flight too) and loads the shared journal, so a read on any server sees every
-request any server finished before its last write (a few milliseconds behind at most).
+requests in flight too), waits :data:`READ_DELAY` for the other servers' writes behind,
+and loads the shared journal, so a read on any server sees every request any server
+answered before the read arrived (unless that server is starved of CPU for longer).
 Sequence numbers are given by Redis when an entry is first written: unique across
 servers, and in arrival order on each server (across servers, in the order they were
 written). A lost Redis never fails a request: what could not be written is kept (at most
@@ -29,7 +30,8 @@ Layout (the store's hash tag, ``{mockbankr}``)::
     {mockbankr}:journal:done  list of finished entries, in the order they were written
     {mockbankr}:journal:open  hash seq -> an entry in flight
     {mockbankr}:journal:meta  hash: seq (the last one given), bytes (the estimate of
-                              every entry held), dropped (finished entries trimmed)
+                              every entry held), dropped (finished entries trimmed),
+                              cleared (wall-clock time of the last clear)
 
 An entry is stored as ``b"<seq> <size> "`` and a msgpack array of its values (the size is
 the memory journal's estimate, so the same ``--journal-bytes`` keeps the same entries).
@@ -76,42 +78,52 @@ if TYPE_CHECKING:
 
     from mockbankr.redis_store import RedisStore
 
-__all__ = ["FLUSH_INTERVAL", "IN_FLIGHT_AFTER", "RETRY_INTERVAL", "RedisJournal"]
+__all__ = ["FLUSH_INTERVAL", "IN_FLIGHT_AFTER", "READ_DELAY", "RETRY_INTERVAL", "RedisJournal"]
 
 logger = logging.getLogger("mockbankr")
 
 #: Seconds a request must have been open before it is written in flight (most requests
 #: end sooner and are written once, finished).
 IN_FLIGHT_AFTER: Final = 0.1
-#: The least seconds between the starts of two background writes (under load, one write
-#: carries many entries; an idle server writes at once).
-FLUSH_INTERVAL: Final = 0.005
+#: The least seconds between the starts of two background writes: an idle server writes a
+#: request's entry as soon as it is answered; under load, one write carries many entries.
+FLUSH_INTERVAL: Final = 0.002
+#: Seconds a read waits (after writing this server's buffer) before it loads the journal:
+#: longer than another server takes to write what it answered (a write in flight, the
+#: interval, a round trip), so a read sees every request answered before it arrived.
+READ_DELAY: Final = 0.02
 #: Seconds before a background write is tried again after Redis could not be reached.
 RETRY_INTERVAL: Final = 1.0
 
 # KEYS: done, open, meta. ARGV: size, max bytes, lost (entries dropped by a server that
-# could not write them), then one (ref, element) pair per entry, an element being
-# "<size> <msgpack>". ref "o": an entry in flight, given a new seq; "0": a finished entry
-# never shown in flight, given a new seq; else the seq of the in-flight form the finished
-# one replaces (gone: the journal was cleared meanwhile, and the entry is not kept).
-# Returns the seqs given to the entries in flight, in order.
+# could not write them), then one (ref, arrived, element) triple per entry: ref "o" an entry
+# in flight, given a new seq; "0" a finished entry never shown in flight, given a new seq;
+# else the seq of the in-flight form the finished one replaces (gone: the journal was
+# cleared meanwhile, and the entry is not kept). ``arrived`` is its wall-clock arrival: one
+# that arrived before the last clear is not kept either (as in memory). An element is
+# "<size> <msgpack>". Returns the seqs given to the entries in flight, in order.
 _PUSH = """
 local function size_of(stored)
   local after_seq = string.find(stored, ' ', 1, true)
   return tonumber(string.match(stored, '^%d+', after_seq + 1))
 end
+local cleared = tonumber(redis.call('HGET', KEYS[3], 'cleared') or '0')
 local new = 0
-for i = 4, #ARGV, 2 do
-  if ARGV[i] == 'o' or ARGV[i] == '0' then new = new + 1 end
+for i = 4, #ARGV, 3 do
+  if (ARGV[i] == 'o' or ARGV[i] == '0') and tonumber(ARGV[i + 1]) >= cleared then
+    new = new + 1
+  end
 end
 local seq = 0
 if new > 0 then seq = redis.call('HINCRBY', KEYS[3], 'seq', new) - new end
 local bytes = tonumber(redis.call('HGET', KEYS[3], 'bytes') or '0')
 local shown = {}
-for i = 4, #ARGV, 2 do
-  local ref, element = ARGV[i], ARGV[i + 1]
+for i = 4, #ARGV, 3 do
+  local ref, element = ARGV[i], ARGV[i + 2]
   local size = tonumber(string.match(element, '^%d+'))
-  if ref == 'o' then
+  if tonumber(ARGV[i + 1]) < cleared then
+    if ref == 'o' then shown[#shown + 1] = 0 end  -- arrived before the clear: forgotten
+  elseif ref == 'o' then
     seq = seq + 1
     redis.call('HSET', KEYS[2], seq, seq .. ' ' .. element)
     bytes = bytes + size
@@ -420,22 +432,22 @@ class RedisJournal:
             seq = shown.pop(raw[0], None)
             if seq:
                 refs[raw[0]] = seq
-        items: list[tuple[int, bytes, bytes]] = []  # handle, ref, element
-        for raw in done:
-            ref = b"%d" % refs[raw[0]] if raw[0] in refs else b"0"
-            items.append((raw[0], ref, b"%d " % raw[-1] + _encode(raw[1:])))
+        items: list[tuple[int, bytes, float, bytes]] = []  # handle, ref, arrived, element
+        for ended in done:
+            ref = b"%d" % refs[ended[0]] if ended[0] in refs else b"0"
+            items.append((ended[0], ref, ended[8], b"%d " % ended[-1] + _encode(ended[1:])))
         now_perf, now_wall = perf_seconds(), wall_time()
         for raw in opened:
             shown[raw[0]] = 0
             handle, method, path, owner, arrived, started, user_agent, size = raw
             since = now_wall - max(0.0, now_perf - started)  # wall time it arrived
             element = _encode((method, path, owner, arrived, since, user_agent))
-            items.append((handle, b"o", b"%d " % size + element))
+            items.append((handle, b"o", since, b"%d " % size + element))
         if opened and done:
             items.sort(key=_handle_of)
-        args: list[bytes | int] = [self.size, self.max_bytes, lost]
-        for _, ref, element in items:
-            args += (ref, element)
+        args: list[bytes | int | float] = [self.size, self.max_bytes, lost]
+        for _, ref, arrived_wall, element in items:
+            args += (ref, arrived_wall, element)
         try:
             given = await self._call(args)
         except BaseException:
@@ -448,9 +460,9 @@ class RedisJournal:
             self._lost += lost
             self._shed()
             raise
-        handles = [handle for handle, ref, _ in items if ref == b"o"]
+        handles = [handle for handle, ref, _, _ in items if ref == b"o"]
         for handle, seq in zip(handles, given, strict=True):
-            if handle in shown:  # not forgotten meanwhile
+            if handle in shown:  # not forgotten meanwhile (0: by a clear, on any server)
                 shown[handle] = int(seq)
 
     async def _client(self) -> tuple[aioredis.Redis, AsyncScript]:
@@ -460,7 +472,7 @@ class RedisJournal:
             script = self._script = (client, client.register_script(_PUSH))
         return script
 
-    async def _call(self, args: list[bytes | int]) -> list[Any]:
+    async def _call(self, args: list[bytes | int | float]) -> list[Any]:
         try:
             _, script = await self._client()
             given: list[Any] = await script(keys=list(self._keys), args=args)
@@ -490,6 +502,7 @@ class RedisJournal:
         done_key, open_key, meta_key = self._keys
         try:
             with REAL_IO:
+                await asyncio.sleep(READ_DELAY)  # the other servers' writes behind land
                 client = (await self._client())[0]
                 pipe = client.pipeline(transaction=True)
                 pipe.lrange(done_key, 0, -1)
@@ -537,7 +550,8 @@ class RedisJournal:
             client = (await self._client())[0]
             pipe = client.pipeline(transaction=True)
             pipe.delete(done_key, open_key)
-            pipe.hset(meta_key, mapping={"bytes": 0, "dropped": 0})
+            # Entries that arrived before now, written later by any server, are not kept.
+            pipe.hset(meta_key, mapping={"bytes": 0, "dropped": 0, "cleared": wall_time()})
             await pipe.execute()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             raise StoreUnavailable(self._store.url, str(exc) or type(exc).__name__) from exc

@@ -199,8 +199,11 @@ def test_a_clear_on_one_server_forgets_every_entry_and_requests_shown_in_flight(
         held = a.begin("GET", "/_health", None, 1.0, perf_seconds())
         await a.flush()  # written in flight
         last = (await _read(b))[-1].seq
+        _request(a, "/agent/job/job_answered_before_the_clear")  # not written yet
+        unshown = a.begin("GET", "/agent/me", None, 1.0, perf_seconds())
         await b.aclear()
         a.finish(held, 200, answered=1.0, ended=perf_seconds())  # ends after the clear
+        a.finish(unshown, 200, answered=1.0, ended=perf_seconds())
         assert (await _read(a), a.dropped) == ([], 0)
         _request(b)
         await b.flush()
