@@ -215,8 +215,8 @@ def create_app(
     agent = AgentApi(sim, keys=book, quota=quota)
 
     async def clear_limits() -> None:
-        quota.clear()
         book.reset()
+        await quota.reset()  # in the shared store too
 
     counters: RequestCounters | None = None
     if settings.metrics:
@@ -285,6 +285,7 @@ def create_app(
     )
     if isinstance(store, StateBackend):  # a shared store: the clock, rules, limits, keys too
         shared = SharedState(store, clock=clock, rules=rules, limits=quota, keys=book)
+        control.exclusive = shared.exclusive  # control-plane changes: one at a time
         app.add_middleware(SharedStateMiddleware, shared=shared)
     # Outermost (added last): bounds every request before anything reads it.
     app.add_middleware(

@@ -6,6 +6,7 @@ it requires ``Authorization: Bearer <token>`` from every caller, loopback includ
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
@@ -124,13 +125,21 @@ class ControlApi:
         self.thresholds = thresholds or Thresholds()
         #: What one job costs (USDC atomic units): a job's ``costUsdc``.
         self.price_usdc = atomic_to_usdc(price_atomic)
+        #: Where a change (any method but GET) runs alone across servers sharing a store
+        #: (:meth:`mockbankr.shared.SharedState.exclusive`); ``None``: this server only.
+        self.exclusive: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None
 
     def guard(self, endpoint: Endpoint) -> Endpoint:
         """Wrap an endpoint with the loopback / admin-token check."""
 
         async def guarded(request: Request) -> Response:
             self._authorize(request)
-            return await endpoint(request)
+            exclusive = self.exclusive
+            if exclusive is None or request.method in ("GET", "HEAD"):
+                return await endpoint(request)
+            await request.body()  # read first (kept for the endpoint): a slow body holds no lock
+            async with exclusive():  # after the check: a refused caller never waits
+                return await endpoint(request)
 
         guarded.__name__ = endpoint.__name__
         return guarded
