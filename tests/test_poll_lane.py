@@ -144,7 +144,8 @@ def test_a_hot_poll_never_reaches_the_router() -> None:
             if isinstance(route, Route) and isinstance(route.endpoint, StatusPoll):
                 app.router.routes[i] = Route(route.path, _broken, methods=["GET"])
         hot = http.get(f"/agent/job/{job_id}", headers={"X-API-Key": KEY})
-        assert hot.status_code == 200 and hot.json()["jobId"] == job_id
+        assert hot.status_code == 200
+        assert hot.json()["jobId"] == job_id
         # A steered poll (a directive) takes the full path, through the router.
         with pytest.raises(RuntimeError, match="the router answered"):
             http.get(f"/agent/job/{job_id}", headers={"X-API-Key": KEY, "X-Mockbankr-Latency": "1"})
@@ -154,9 +155,7 @@ async def _broken(request: Any) -> None:
     raise RuntimeError("the router answered this poll")
 
 
-_SEGMENT = st.text(
-    alphabet=st.sampled_from("abcjob_XYZ019-. %/é"), min_size=0, max_size=12
-)
+_SEGMENT = st.text(alphabet=st.sampled_from("abcjob_XYZ019-. %/é"), min_size=0, max_size=12)
 _HEADERS = st.fixed_dictionaries(
     {},
     optional={
