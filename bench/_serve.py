@@ -20,6 +20,7 @@
   shared store, and the shared clock and rules, as ``--store redis://...`` serves them.
 * ``granian``: ``poll`` served by granian (one worker process, which builds the
   population itself) instead of uvicorn; it announces once the worker answers.
+* ``granian-bare``: ``bare`` served by granian: what any Starlette app gains on granian.
 * ``unmetered``: ``poll`` with metrics off (``Settings(metrics=False)``, ``--no-metrics``):
   no request counters, the baseline of the metrics benchmark.
 * ``prompt``: mockbankr on an empty store and a :class:`~mockbankr.clock.RealClock`
@@ -72,6 +73,7 @@ from mockbankr.timing import TimingTable, load_timing
 from mockbankr.wire import JSONResponse
 
 __all__ = [
+    "GRANIAN_KINDS",
     "JOBS",
     "MOCK_KINDS",
     "NON_MATCHING_RULES",
@@ -81,8 +83,9 @@ __all__ = [
     "SPEED",
     "WINDOW_S",
     "main",
-    "mock_app",
     "granian_app",
+    "granian_bare_app",
+    "mock_app",
     "populate",
     "redis_population",
     "serve",
@@ -348,10 +351,25 @@ def granian_app() -> Starlette:
     return app
 
 
-def serve_granian(out: Path) -> None:
-    """Serve :func:`granian_app` with granian (one worker) until SIGTERM; announce it once
-    the worker answers (from a thread: granian runs in the main thread)."""
+def granian_bare_app() -> Starlette:
+    """The ``bare`` app of a granian worker (its factory), on ``DIR/body.json``; its facts
+    written to ``DIR/granian-bare.json``."""
+    out = Path(os.environ["MOCKBANKR_BENCH_DIR"])
+    app, facts = bare_app(out)
+    (out / "granian-bare.json").write_text(json.dumps(facts))
+    return app
+
+
+#: Server kinds served by granian: the worker's app factory, by kind.
+GRANIAN_KINDS = {"granian": granian_app, "granian-bare": granian_bare_app}
+
+
+def serve_granian(kind: str, out: Path) -> None:
+    """Serve the app of :data:`GRANIAN_KINDS` ``kind`` with granian (one worker) until
+    SIGTERM; announce it once the worker answers (from a thread: granian runs in the main
+    thread)."""
     import threading
+    import urllib.error
     import urllib.request
 
     from granian.server import Server
@@ -362,22 +380,29 @@ def serve_granian(out: Path) -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     os.environ["MOCKBANKR_BENCH_DIR"] = str(out)
+    facts_file = out / f"{kind}.json"
+    facts_file.unlink(missing_ok=True)
 
     def announce() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_health", timeout=1):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1):
                     pass
-                facts = json.loads((out / "granian.json").read_text())
-                print(json.dumps({**facts, "port": port, "pid": os.getpid()}), flush=True)
-                return
+            except urllib.error.HTTPError:
+                pass  # an answer (the bare app has no "/"): the worker serves
             except OSError:
                 time.sleep(0.05)
+                continue
+            if facts_file.exists():
+                facts = json.loads(facts_file.read_text())
+                print(json.dumps({**facts, "port": port, "pid": os.getpid()}), flush=True)
+                return
+            time.sleep(0.05)
 
     threading.Thread(target=announce, daemon=True).start()
     Server(
-        "bench._serve:granian_app",
+        f"bench._serve:{GRANIAN_KINDS[kind].__name__}",
         address="127.0.0.1",
         port=port,
         workers=1,
@@ -390,14 +415,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench._serve")
     parser.add_argument(
         "kind",
-        help=f"one of {', '.join([*MOCK_KINDS, *OTHER_KINDS])}, or several of"
+        help=f"one of {', '.join([*MOCK_KINDS, *OTHER_KINDS, *GRANIAN_KINDS])}, or several of"
         f" {', '.join(MOCK_KINDS)} joined by '+' (one process, one store)",
     )
     parser.add_argument("--dir", type=Path, required=True, help="where ids and body.json live")
     args = parser.parse_args()
     kinds = args.kind.split("+")
-    if kinds == ["granian"]:
-        serve_granian(args.dir)
+    if len(kinds) == 1 and kinds[0] in GRANIAN_KINDS:
+        serve_granian(kinds[0], args.dir)
         return
     if kinds == ["redis"]:
         population = redis_population(args.dir)

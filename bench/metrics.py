@@ -21,16 +21,21 @@ rounds, throughput being requests per CPU-second of the server process. Target: 
 from __future__ import annotations
 
 import logging
-import shutil
 import statistics
-import tempfile
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 from bench.figures import BenchError, Figure, at_most, info
-from bench.poll import BUSY_WARNING, _check, _cpus, _Run, _Server, _server, _wrk
+from bench.poll import (
+    BUSY_WARNING,
+    _check,
+    _Run,
+    _Server,
+    joined_servers,
+    rotated_rounds,
+    wrk_binary,
+)
 
 __all__ = ["ROLES", "ROUNDS", "TARGET_COST", "run"]
 
@@ -59,36 +64,23 @@ def _scrape(server: _Server) -> tuple[int, float]:
 
 
 def run() -> list[Figure]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise BenchError("wrk is not installed: apt-get install -y wrk")
-    server_cpu, wrk_cpu = _cpus()
-    runs: dict[str, list[_Run]] = {role: [] for role in ROLES}
+    wrk = wrk_binary()
     started = time.perf_counter()
-    with (
-        tempfile.TemporaryDirectory(prefix="mockbankr-bench-") as tmp,
-        _server("+".join(ROLES.values()), Path(tmp), server_cpu) as process,
-    ):
-        workdir = Path(tmp)
-        servers = [
-            _Server(role, f"http://127.0.0.1:{app['port']}", process.pid, app)
-            for role, app in zip(ROLES, process.facts["servers"], strict=True)
-        ]
+    with joined_servers(ROLES) as (workdir, servers):
         for server in servers:
             _check(server, workdir)
             status, _ = _scrape(server)
             if status != (200 if ROLES[server.kind] == "poll" else 404):
                 raise BenchError(f"metrics: the {server.kind} app answered {status} to a scrape")
-            _wrk(wrk, server, workdir, wrk_cpu, WARMUP_S)
-        for round_ in range(ROUNDS):
-            shift = round_ % len(servers)
-            for server in servers[shift:] + servers[:shift]:
-                runs[server.kind].append(_wrk(wrk, server, workdir, wrk_cpu, DURATION_S))
-            logger.info(
-                "metrics: round %d, req/CPU-s: %s",
-                round_ + 1,
-                ", ".join(f"{role} {runs[role][-1].rps_cpu:,.0f}" for role in ROLES),
-            )
+        runs = rotated_rounds(
+            "metrics",
+            wrk,
+            servers,
+            workdir,
+            rounds=ROUNDS,
+            warmup_s=WARMUP_S,
+            duration_s=DURATION_S,
+        )
         _, scrape_s = _scrape(servers[-1])
     logger.info("metrics: done in %.0f s", time.perf_counter() - started)
     return _figures(runs, scrape_s)

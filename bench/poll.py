@@ -137,6 +137,62 @@ def _server(
         log.close()
 
 
+def wrk_binary() -> str:
+    """The ``wrk`` program, or a :class:`~bench.figures.BenchError` saying how to get it."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk is not installed: apt-get install -y wrk")
+    return wrk
+
+
+@contextlib.contextmanager
+def joined_servers(roles: Mapping[str, str]) -> Iterator[tuple[Path, list[_Server]]]:
+    """One server process holding an app per role (``roles``: role to ``bench._serve``
+    kind, joined by ``+``), on the server core; the work directory and a :class:`_Server`
+    per role, in the order of ``roles``."""
+    server_cpu, _ = _cpus()
+    with (
+        tempfile.TemporaryDirectory(prefix="mockbankr-bench-") as tmp,
+        _server("+".join(roles.values()), Path(tmp), server_cpu) as process,
+    ):
+        yield (
+            Path(tmp),
+            [
+                _Server(role, f"http://127.0.0.1:{app['port']}", process.pid, app)
+                for role, app in zip(roles, process.facts["servers"], strict=True)
+            ],
+        )
+
+
+def rotated_rounds(
+    name: str,
+    wrk: str,
+    servers: Sequence[_Server],
+    workdir: Path,
+    *,
+    rounds: int,
+    warmup_s: int,
+    duration_s: int,
+) -> dict[str, list[_Run]]:
+    """Warm every server up, then ``rounds`` rounds of one wrk run each, the order rotated
+    every round (so no server always runs first); the runs by server kind."""
+    _, wrk_cpu = _cpus()
+    runs: dict[str, list[_Run]] = {server.kind: [] for server in servers}
+    for server in servers:
+        _wrk(wrk, server, workdir, wrk_cpu, warmup_s)
+    for round_ in range(rounds):
+        shift = round_ % len(servers)
+        for server in [*servers[shift:], *servers[:shift]]:
+            runs[server.kind].append(_wrk(wrk, server, workdir, wrk_cpu, duration_s))
+        logger.info(
+            "%s: round %d, req/CPU-s: %s",
+            name,
+            round_ + 1,
+            ", ".join(f"{kind} {kind_runs[-1].rps_cpu:,.0f}" for kind, kind_runs in runs.items()),
+        )
+    return runs
+
+
 def _check(server: _Server, workdir: Path) -> None:
     """One request by hand: the server answers 200 with a job body for a polled id."""
     job_id = (workdir / "ids").read_text(encoding="ascii").split()[0]
@@ -190,9 +246,7 @@ def _wrk(wrk: str, server: _Server, workdir: Path, cpu: str | None, seconds: int
 
 
 def run() -> list[Figure]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise BenchError("wrk is not installed: apt-get install -y wrk")
+    wrk = wrk_binary()
     server_cpu, wrk_cpu = _cpus()
     runs: dict[str, list[_Run]] = {"bare": [], "poll": []}
     started = time.perf_counter()

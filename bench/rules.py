@@ -28,19 +28,24 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import statistics
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
 import httpx
 
 from bench._live import cpu_seconds, live_server
 from bench._serve import NON_MATCHING_RULES
 from bench.figures import BenchError, Figure, at_least, info
-from bench.poll import BUSY_WARNING, _check, _cpus, _Run, _Server, _server, _wrk
+from bench.poll import (
+    BUSY_WARNING,
+    _check,
+    _Run,
+    _Server,
+    joined_servers,
+    rotated_rounds,
+    wrk_binary,
+)
 
 __all__ = [
     "ADD_BLOCK",
@@ -95,37 +100,25 @@ def _verify(server: _Server, expected_rules: int, journaled: bool) -> None:
 
 
 def run() -> list[Figure]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise BenchError("wrk is not installed: apt-get install -y wrk")
-    server_cpu, wrk_cpu = _cpus()
-    runs: dict[str, list[_Run]] = {role: [] for role in ROLES}
+    wrk = wrk_binary()
     started = time.perf_counter()
-    with (
-        tempfile.TemporaryDirectory(prefix="mockbankr-bench-") as tmp,
-        _server("+".join(ROLES.values()), Path(tmp), server_cpu) as process,
-    ):
-        workdir = Path(tmp)
-        servers = [
-            _Server(role, f"http://127.0.0.1:{app['port']}", process.pid, app)
-            for role, app in zip(ROLES, process.facts["servers"], strict=True)
-        ]
-        logger.info("rules: %d apps up in one process: %s", len(servers), process.facts["servers"])
+    with joined_servers(ROLES) as (workdir, servers):
+        logger.info(
+            "rules: %d apps up in one process: %s", len(servers), [s.facts for s in servers]
+        )
         for server in servers:
             _check(server, workdir)
             kind = ROLES[server.kind]
             _verify(server, len(NON_MATCHING_RULES) if kind == "rules" else 0, kind != "unsteered")
-            _wrk(wrk, server, workdir, wrk_cpu, WARMUP_S)
-        for round_ in range(ROUNDS):
-            shift = round_ % len(servers)
-            for server in servers[shift:] + servers[:shift]:
-                result = _wrk(wrk, server, workdir, wrk_cpu, DURATION_S)
-                runs[server.kind].append(result)
-            logger.info(
-                "rules: round %d, req/CPU-s: %s",
-                round_ + 1,
-                ", ".join(f"{role} {runs[role][-1].rps_cpu:,.0f}" for role in ROLES),
-            )
+        runs = rotated_rounds(
+            "rules",
+            wrk,
+            servers,
+            workdir,
+            rounds=ROUNDS,
+            warmup_s=WARMUP_S,
+            duration_s=DURATION_S,
+        )
     logger.info("rules: done in %.0f s", time.perf_counter() - started)
     return _figures(runs)
 

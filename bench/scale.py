@@ -4,8 +4,10 @@
    servers, one process each on one core, wrk on another, in alternating rounds: bare
    Starlette on uvicorn (the baseline), mockbankr on the memory store, mockbankr on the
    Redis store (one worker; its clock, rules and limits shared too: one Redis round trip per
-   poll), and mockbankr on granian (memory store). Each figure is requests per server
-   CPU-second over the baseline's (granian: its worker's and its main process's CPU).
+   poll), mockbankr on granian (memory store), and bare Starlette on granian (what any
+   Starlette app gains from granian: the ceiling of the granian figure). Each figure is
+   requests per server CPU-second over the baseline's (granian: its worker's and its main
+   process's CPU).
    Targets: Redis at least 0.5x the memory store's ratio; granian at least 1.7x bare
    Starlette on uvicorn. Redis itself runs on wrk's core and its CPU is not counted.
 2. Redis memory per live job: ``INFO memory`` ``used_memory`` before and after
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from bench._prompts import API_KEYS, prompt
 from bench.figures import BenchError, Figure, at_least, at_most, info
-from bench.poll import _check, _cpus, _pinned, _Run, _Server, _server, _wrk
+from bench.poll import _check, _cpus, _pinned, _Run, _Server, _server, _wrk, wrk_binary
 
 __all__ = ["MEMORY_JOBS", "run"]
 
@@ -107,7 +109,13 @@ class _Tree(_Server):
 
 def _polls(wrk: str) -> list[Figure]:
     server_cpu, wrk_cpu = _cpus()
-    runs: dict[str, list[_Run]] = {"bare": [], "poll": [], "redis": [], "granian": []}
+    runs: dict[str, list[_Run]] = {
+        "bare": [],
+        "poll": [],
+        "redis": [],
+        "granian": [],
+        "granian-bare": [],
+    }
     with tempfile.TemporaryDirectory(prefix="mockbankr-bench-") as tmp:
         workdir = Path(tmp)
         with _redis(workdir, wrk_cpu) as url:
@@ -117,9 +125,11 @@ def _polls(wrk: str) -> list[Figure]:
                 _server("bare", workdir, server_cpu) as bare,
                 _server("redis", workdir, server_cpu, env=env, start_timeout=300) as redis,
                 _server("granian", workdir, server_cpu, start_timeout=120) as granian_main,
+                _server("granian-bare", workdir, server_cpu, start_timeout=120) as bare_main,
             ):
                 granian = _Tree(**dataclasses.asdict(granian_main))
-                servers = (bare, memory, redis, granian)
+                granian_bare = _Tree(**dataclasses.asdict(bare_main))
+                servers = (bare, memory, redis, granian, granian_bare)
                 for server in servers:
                     _check(server, workdir)
                     _wrk(wrk, server, workdir, wrk_cpu, WARMUP_S)
@@ -128,7 +138,7 @@ def _polls(wrk: str) -> list[Figure]:
                         result = _wrk(wrk, server, workdir, wrk_cpu, DURATION_S)
                         runs[server.kind].append(result)
                         logger.info(
-                            "scale: round %d %-7s %6.0f req/s, %6.0f req/CPU-s (busy %3.0f%%)",
+                            "scale: round %d %-12s %6.0f req/s, %6.0f req/CPU-s (busy %3.0f%%)",
                             round_,
                             server.kind,
                             result.rps,
@@ -155,6 +165,12 @@ def _polls(wrk: str) -> list[Figure]:
             granian_ratio,
             "x",
             GRANIAN_TARGET,
+        ),
+        info(
+            "bare Starlette on granian / bare Starlette on uvicorn, per CPU-s (the most any"
+            " Starlette app gains on granian)",
+            ratio("granian-bare"),
+            "x",
         ),
         *(
             info(f"{kind}, median", statistics.median(r.rps for r in runs[kind]), "req/s")
@@ -213,7 +229,4 @@ def _memory() -> list[Figure]:
 
 
 def run() -> list[Figure]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise BenchError("wrk is not installed: apt-get install -y wrk")
-    return [*_memory(), *_polls(wrk)]
+    return [*_memory(), *_polls(wrk_binary())]

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import subprocess
 import threading
 import time
@@ -39,6 +38,7 @@ import httpx
 
 from bench._live import LiveProcess, live_server, rss_bytes
 from bench.figures import BenchError, Figure, at_most, info
+from bench.poll import wrk_binary
 
 __all__ = ["CONNECTIONS", "SECONDS", "SUBMIT_EVERY", "TARGET_REUSE", "run"]
 
@@ -97,9 +97,7 @@ def _reset(http: httpx.Client) -> None:
 
 
 def run(seconds: int = SECONDS) -> list[Figure]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise BenchError("wrk is not installed: apt-get install -y wrk")
+    wrk = wrk_binary()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     with (
         live_server("--speed", "20", "--seed", "1") as server,

@@ -133,7 +133,11 @@ class StatusPoll:
         self._authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        job_id: str = scope["path_params"]["job_id"]
+        await self.answer(scope, scope["path_params"]["job_id"], send)
+
+    async def answer(self, scope: Scope, job_id: str, send: Send) -> None:
+        """Send the caller's job's status (200), noted in the request's context for the
+        journal; or raise the flavour's 401 or the job's 404 before anything is sent."""
         ctx = context_of(scope)
         ctx.job_id = job_id
         owner = self._authenticate(scope, ctx, job_id)

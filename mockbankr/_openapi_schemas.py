@@ -242,7 +242,10 @@ def control_schemas() -> dict[str, Schema]:
     money = obj(count=COUNT, totalAtomic=ATOMIC, totalUsdc=USDC)
     job = obj(
         jobId=STR,
-        owner={"type": "string", "description": "key:<API key> or wallet:<address>"},
+        owner={
+            "type": "string",
+            "description": "key:<the API key's fingerprint> or wallet:<address>; never a key",
+        },
         ownerLabel={"type": "string", "description": "a wallet, or an API key's fingerprint"},
         prompt=STR,
         category=STR,

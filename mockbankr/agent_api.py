@@ -107,7 +107,7 @@ class AgentApi:
         ctx.prompt_hash = prompt_key(prompt)
         limit = caller.daily_limit
         if limit is not None:
-            self.quota.take(
+            await self.quota.acquire(
                 caller.account.id,
                 limit=limit,
                 now=self._sim.clock.now(),

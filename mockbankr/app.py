@@ -140,9 +140,19 @@ def route_templates(routes: list[BaseRoute]) -> Callable[[str], str]:
     return template
 
 
+def status_polls(routes: list[BaseRoute]) -> dict[str, tuple[str, StatusPoll]]:
+    """The status-poll routes (``/agent/job/{job_id}``...) by path prefix: steering answers
+    a hot poll itself (:class:`~mockbankr.steering.SteeringMiddleware`)."""
+    return {
+        r.path.removesuffix("{job_id}"): (r.path, r.endpoint)
+        for r in routes
+        if isinstance(r, Route) and isinstance(r.endpoint, StatusPoll)
+    }
+
+
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
+    return wire.error_response(exc)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -222,8 +232,8 @@ def create_app(
     agent = AgentApi(sim, keys=book, quota=quota)
 
     async def clear_limits() -> None:
-        quota.clear()
         book.reset()
+        await quota.reset()  # in the shared store too
 
     counters: RequestCounters | None = None
     if settings.metrics:
@@ -291,9 +301,11 @@ def create_app(
         lifetime=lifetime,
         counters=counters,
         route_of=route_templates(routes),
+        polls=status_polls(routes),
     )
     if isinstance(store, StateBackend):  # a shared store: the clock, rules, limits, keys too
         shared = SharedState(store, clock=clock, rules=rules, limits=quota, keys=book)
+        control.exclusive = shared.exclusive  # control-plane changes: one at a time
         app.add_middleware(SharedStateMiddleware, shared=shared)
     # Outermost (added last): bounds every request before anything reads it.
     app.add_middleware(

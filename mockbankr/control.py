@@ -6,6 +6,7 @@ it requires ``Authorization: Bearer <token>`` from every caller, loopback includ
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import secrets
 from collections.abc import Awaitable, Callable
@@ -124,13 +125,21 @@ class ControlApi:
         self.thresholds = thresholds or Thresholds()
         #: What one job costs (USDC atomic units): a job's ``costUsdc``.
         self.price_usdc = atomic_to_usdc(price_atomic)
+        #: Where a change (any method but GET) runs alone across servers sharing a store
+        #: (:meth:`mockbankr.shared.SharedState.exclusive`); ``None``: this server only.
+        self.exclusive: Callable[[], contextlib.AbstractAsyncContextManager[None]] | None = None
 
     def guard(self, endpoint: Endpoint) -> Endpoint:
         """Wrap an endpoint with the loopback / admin-token check."""
 
         async def guarded(request: Request) -> Response:
             self._authorize(request)
-            return await endpoint(request)
+            exclusive = self.exclusive
+            if exclusive is None or request.method in ("GET", "HEAD"):
+                return await endpoint(request)
+            await request.body()  # read first (kept for the endpoint): a slow body holds no lock
+            async with exclusive():  # after the check: a refused caller never waits
+                return await endpoint(request)
 
         guarded.__name__ = endpoint.__name__
         return guarded
@@ -211,7 +220,8 @@ class ControlApi:
     def _job_json(self, job: JobRecord, now: float) -> dict[str, Any]:
         return {
             "jobId": job.id,
-            "owner": job.owner,
+            # Never a key: "key:" and its fingerprint ("wallet:" and the address as it is).
+            "owner": _shown_owner(job.owner),
             "ownerLabel": owner_label(job.owner.partition(":")[2]),
             "prompt": job.prompt,
             "category": job.category,
@@ -245,7 +255,7 @@ class ControlApi:
 
         def wanted(job: JobRecord) -> bool:
             return (
-                (owner is None or owner in (job.owner, job.owner.partition(":")[2]))
+                (owner is None or _owner_matches(job.owner, owner))
                 and (category is None or job.category == category)
                 and (status is None or status_of(job, now).value == status)
             )
@@ -456,3 +466,20 @@ class ControlApi:
         for hook in self.reset_hooks:
             await hook()
         return JSONResponse({"reset": True, "rules": len(self.rules)})
+
+
+def _shown_owner(owner: str) -> str:
+    """A job's owner as the control plane shows it: ``key:`` and the key's fingerprint
+    (never the key), or ``wallet:`` and the address."""
+    kind, _, who = owner.partition(":")
+    return f"{kind}:{owner_label(who)}"
+
+
+def _owner_matches(owner: str, wanted: str) -> bool:
+    """Whether a job's owner is ``wanted``: the owner as stored or shown, with or without
+    its ``key:``/``wallet:`` prefix (a whole key, or its fingerprint)."""
+    who = owner.partition(":")[2]
+    if wanted in (owner, who):
+        return True
+    shown = owner_label(who)
+    return wanted in (shown, f"{owner.partition(':')[0]}:{shown}")

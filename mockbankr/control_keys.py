@@ -62,15 +62,16 @@ class KeysControl:
         self.quota = quota
         self.clock = clock
 
-    def _listing(self) -> dict[str, Any]:
+    async def _listing(self) -> dict[str, Any]:
         data = self.book.to_json()
-        now = self.clock.now()
-        for account_id, account in data["accounts"].items():
-            account["used"] = self.quota.used(account_id, now)
+        accounts = data["accounts"]
+        used = await self.quota.usage(accounts, self.clock.now())
+        for account_id, account in accounts.items():
+            account["used"] = used[account_id]
         return data
 
     async def get_keys(self, request: Request) -> Response:
-        return JSONResponse(self._listing())
+        return JSONResponse(await self._listing())
 
     async def put_keys(self, request: Request) -> Response:
         data = await read_json_object(request)
@@ -81,7 +82,7 @@ class KeysControl:
             message = str(exc).removeprefix(f": {exc.key}: " if exc.key else ": ")
             raise _bad(f"{where}{message}") from exc
         self.book.replace(config)
-        return JSONResponse(self._listing())
+        return JSONResponse(await self._listing())
 
     async def revoke(self, request: Request) -> Response:
         data = await read_json_object(request)

@@ -12,19 +12,22 @@ run on a Redis Cluster, all in one slot)::
     {mockbankr}:order   list of job ids in submission order
     {mockbankr}:ledger  list of msgpack LedgerEntry, oldest first
     {mockbankr}:nonces  set of the x402 nonces accepted so far
-    {mockbankr}:versions      hash area -> version (clock, rules, limits, keys)
+    {mockbankr}:versions      hash area -> version (clock, rules, keys)
     {mockbankr}:area:NAME     an area's blob (see mockbankr.shared)
     {mockbankr}:rule_left     hash rule uid -> firings left (a rule's ``times``)
+    {mockbankr}:quota         hash account -> "START USED": its daily-limit window
+    {mockbankr}:lock          the control-plane lock: a token, with a lease (PX)
     {mockbankr}:requests  hash "status route" -> requests (the metrics' request counters)
     {mockbankr}:faults    hash rule id -> firings (the metrics' fault counters)
     {mockbankr}:journal:*     the request journal (mockbankr.redis_journal)
 
 Every change is one atomic Lua script (add, compare-and-set, paid add, an area's write,
-a rule's firing), so any number of servers may race on a job, a nonce or a rule. Each
-request's version read is one script call, pipelined with the other requests of the same
-event-loop iteration (:class:`_Batch`). A lost connection is a
-:class:`~mockbankr.errors.StoreUnavailable` (the server's 503); redis-py connects
-again on the next command, so the server serves again once Redis is back.
+a rule's firing, a prompt counted in its daily window), so any number of servers may race
+on a job, a nonce, a rule or a quota. Each request's version read is one script call,
+pipelined with the other requests of the same event-loop iteration (:class:`_Batch`). A
+lost connection is a :class:`~mockbankr.errors.StoreUnavailable` (the server's 503);
+redis-py connects again on the next command, so the server serves again once Redis is
+back. Control-plane changes take a lease lock (``{mockbankr}:lock``) one at a time.
 
 Example::
 
@@ -38,8 +41,10 @@ import asyncio
 import contextvars
 import functools
 import hashlib
+import secrets
+import time
 import weakref
-from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping
+from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -161,6 +166,37 @@ local left = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if left <= 0 then return -1 end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], -1)
 """
+
+# KEYS: quota. ARGV: account, limit, now, day. The account's window open at ``now`` (a new
+# one if none is), and one prompt counted in it if fewer than ``limit`` were: {counted
+# (0/1), used, window start}. The start is kept as the text Python sent (exact float).
+_TAKE_QUOTA = """
+local now = tonumber(ARGV[3])
+local start, used = ARGV[3], 0
+local found = redis.call('HGET', KEYS[1], ARGV[1])
+if found then
+  local s, u = string.match(found, '^(%S+) (%d+)$')
+  if s and now < tonumber(s) + tonumber(ARGV[4]) then start, used = s, tonumber(u) end
+end
+if used >= tonumber(ARGV[2]) then return {0, used, start} end
+redis.call('HSET', KEYS[1], ARGV[1], start .. ' ' .. (used + 1))
+return {1, used + 1, start}
+"""
+# KEYS: lock. ARGV: token. Give the lock back only if this token still holds it.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+#: Seconds between two tries of a taken lock, at most.
+_LOCK_POLL: Final = 0.02
+
+
+def _window(value: bytes | str | None, now: float, day: float) -> int:
+    """The prompts used in a stored quota window (``"START USED"``) still open at ``now``."""
+    if value is None:
+        return 0
+    start, _, used = _text(value).partition(" ")
+    return int(used) if now < float(start) + day else 0
 
 
 def redact(url: str) -> str:
@@ -377,6 +413,47 @@ class RedisStore:
 
         return RedisJournal(self, size, max_bytes)
 
+    # -- the daily-limit windows (mockbankr.limits.QuotaBackend) ------------------------
+
+    @_unavailable
+    async def take_quota(
+        self, account: str, *, limit: int, now: float, day: float
+    ) -> tuple[bool, int, float]:
+        script = (await self._conn()).take_quota
+        args: list[str | int] = [account, limit, repr(now), repr(day)]
+        counted, used, start = await script(keys=[self.keys.quota], args=args)
+        return bool(counted), int(used), float(start)
+
+    @_unavailable
+    async def quota_used(self, accounts: Sequence[str], now: float, day: float) -> list[int]:
+        found = await (await self._conn()).client.hmget(self.keys.quota, list(accounts))
+        return [_window(value, now, day) for value in found]
+
+    @_unavailable
+    async def clear_quota(self) -> None:
+        await (await self._conn()).client.delete(self.keys.quota)
+
+    # -- the control-plane lock (mockbankr.shared.SharedState.exclusive) -------------------
+
+    @_unavailable
+    async def lock(self, *, lease: float, wait: float) -> str:
+        client = (await self._conn()).client
+        token = secrets.token_hex(16)
+        deadline = time.monotonic() + wait
+        pause = 0.001
+        while not await client.set(self.keys.lock, token, nx=True, px=round(lease * 1000)):
+            if time.monotonic() >= deadline:
+                raise StoreUnavailable(
+                    self.url, f"its control-plane lock stayed taken for {wait:g} s"
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, _LOCK_POLL)
+        return token
+
+    @_unavailable
+    async def unlock(self, token: str) -> None:
+        await (await self._conn()).unlock(keys=[self.keys.lock], args=[token])
+
     def request_counters(self) -> RedisCounters:
         """Request and fault counters every server on this Redis adds to (the metrics')."""
         return RedisCounters(self)
@@ -502,6 +579,8 @@ class _Conn:
         self.add_paid: AsyncScript = self.client.register_script(_ADD_PAID)
         self.write: AsyncScript = self.client.register_script(_WRITE)
         self.claim: AsyncScript = self.client.register_script(_CLAIM)
+        self.take_quota: AsyncScript = self.client.register_script(_TAKE_QUOTA)
+        self.unlock: AsyncScript = self.client.register_script(_UNLOCK)
         self.syncs = _Batch(self.client)
         self.keeper = self._keep()
 
@@ -527,6 +606,8 @@ class _Keys:
         self.counts = tag + "rule_left"
         self.requests = tag + "requests"
         self.faults = tag + "faults"
+        self.quota = tag + "quota"
+        self.lock = tag + "lock"
 
     def area(self, name: str) -> str:
         return self.tag + "area:" + name

@@ -1,21 +1,27 @@
-"""Everything else a server knows, shared: the clock, the rules, the daily-limit counters and
-the keys (revocations, rotations).
+"""Everything else a server knows, shared: the clock, the rules, the keys (revocations,
+rotations) and the daily-limit windows.
 
 With a shared store (Redis), N servers behave as one. The truth lives in the store, one
-blob and one version per *area*; each server keeps its local objects (the
-:class:`~mockbankr.clock.ScaledClock`, the :class:`~mockbankr.rules.RuleSet`, the
-:class:`~mockbankr.limits.DailyLimit`), so the request paths stay synchronous and fast:
+blob and one version per *area* (the clock, the rules, the keys); each server keeps its
+local objects (the :class:`~mockbankr.clock.ScaledClock`, the
+:class:`~mockbankr.rules.RuleSet`, the :class:`~mockbankr.accounts.KeyBook`), so the
+request paths stay synchronous and fast:
 
 * before a request, :meth:`SharedState.before` reads every area's version in one round
   trip (with the polled job, when there is one); an area changed elsewhere is reloaded;
 * before its response starts, :meth:`SharedState.after` publishes each area this server
-  changed (a ``/__mock/clock`` change, a rule added, a prompt counted), so the next request
-  on any server sees it;
+  changed (a ``/__mock/clock`` change, a rule added), so the next request on any server
+  sees it;
+* a change of the control plane runs in :meth:`SharedState.exclusive`: under the store's
+  lease lock, from loading the latest areas to publishing its own, so two changes on two
+  servers at once are made one after the other and neither is lost;
 * a rule's ``times`` is taken from a shared counter when it fires (an atomic
-  decrement-if-positive), so a ``times: 3`` rule fires exactly three times across servers.
+  decrement-if-positive), so a ``times: 3`` rule fires exactly three times across servers;
+* a prompt's daily quota is checked and counted in the store in one atomic step
+  (:class:`~mockbankr.limits.QuotaBackend`), so exactly ``limit`` prompts are counted.
 
-Control-plane changes are last-writer-wins per area. The core knows no store: the
-:class:`StateBackend` is the Redis store's (:mod:`mockbankr.redis_store`).
+The core knows no store: the :class:`StateBackend` is the Redis store's
+(:mod:`mockbankr.redis_store`).
 
 Example::
 
@@ -27,25 +33,34 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Protocol, runtime_checkable
+import contextlib
+from collections.abc import AsyncIterator, Mapping
+from typing import Final, Protocol, runtime_checkable
 
 import msgspec
 
 from mockbankr.accounts import KeyBook
 from mockbankr.clock import Clock, ScaledClock
-from mockbankr.limits import DailyLimit
+from mockbankr.errors import StoreUnavailable
+from mockbankr.limits import DailyLimit, QuotaBackend
 from mockbankr.rules import RuleSet
 
-__all__ = ["AREAS", "SharedState", "StateBackend"]
+__all__ = ["AREAS", "LOCK_LEASE", "LOCK_WAIT", "SharedState", "StateBackend"]
 
 #: The shared areas, in the order they are read.
-AREAS = ("clock", "rules", "limits", "keys")
+AREAS = ("clock", "rules", "keys")
+
+#: Seconds a control-plane change may hold the store's lock: a server that dies holding
+#: it blocks the others' changes this long at most.
+LOCK_LEASE: Final = 5.0
+#: Seconds a control-plane change waits for the lock before its 503 (past one lease, so
+#: a dead holder's lock has expired by then).
+LOCK_WAIT: Final = 6.0
 
 
 @runtime_checkable
-class StateBackend(Protocol):
-    """Where shared areas live (the Redis store implements it)."""
+class StateBackend(QuotaBackend, Protocol):
+    """Where shared areas (and the daily-limit windows) live (the Redis store implements it)."""
 
     async def versions(self, job_id: str | None) -> Mapping[str, int]:
         """Every area's version (0: never written), in one round trip; ``job_id``: also
@@ -76,6 +91,15 @@ class StateBackend(Protocol):
 
     async def counts(self) -> dict[str, int]:
         """Every counted rule's count left, by uid."""
+        ...
+
+    async def lock(self, *, lease: float, wait: float) -> str:
+        """Take the control-plane lock for ``lease`` seconds at most, waiting ``wait``
+        seconds at most (then :class:`~mockbankr.errors.StoreUnavailable`): its token."""
+        ...
+
+    async def unlock(self, token: str) -> None:
+        """Give the lock back, if ``token`` still holds it."""
         ...
 
 
@@ -128,7 +152,7 @@ class SharedState:
     ) -> None:
         self.backend = backend
         self.rules = rules
-        areas: dict[str, _Area] = {"rules": rules, "limits": limits}
+        areas: dict[str, _Area] = {"rules": rules}
         if keys is not None:
             areas["keys"] = keys
         if isinstance(clock, ScaledClock):
@@ -136,8 +160,13 @@ class SharedState:
         self._areas = areas
         self._known = dict.fromkeys(areas, -1)  # versions loaded or written here
         self._revisions = {name: area.revision for name, area in areas.items()}
+        # Reads of an area are numbered as they start; one that ends after a later-started
+        # one was loaded is stale (the requests of a server reload concurrently).
+        self._reads = dict.fromkeys(areas, 0)
+        self._loaded = dict.fromkeys(areas, 0)
         self._started = False
         rules.claim = backend.claim
+        limits.shared = backend
 
     async def before(self, job_id: str | None = None, *, control: bool = False) -> None:
         """Load what changed elsewhere (one round trip when nothing did). ``control``: also
@@ -149,15 +178,25 @@ class SharedState:
         for name, area in self._areas.items():
             version = versions.get(name, 0)
             if version != self._known[name]:
-                version, data = await self.backend.read(name)
-                if data is not None:
-                    area.load(data)
-                    if area is self.rules:
-                        self.rules.set_remaining(await self.backend.counts())
-                self._known[name] = version
-                self._revisions[name] = area.revision
+                await self._reload(name, area)
         if control and len(self.rules):
             self.rules.set_remaining(await self.backend.counts())
+
+    async def _reload(self, name: str, area: _Area) -> None:
+        """Load an area's latest blob, unless what this server has is newer by the time it
+        arrives: a read started later was loaded meanwhile, or a change made here (under
+        the lock, so the newest there is) is not published yet."""
+        read = self._reads[name] = self._reads[name] + 1
+        version, data = await self.backend.read(name)
+        if read < self._loaded[name] or area.revision != self._revisions[name]:
+            return
+        self._loaded[name] = read
+        if data is not None:
+            area.load(data)
+            if area is self.rules:
+                self.rules.set_remaining(await self.backend.counts())
+        self._known[name] = version
+        self._revisions[name] = area.revision
 
     async def _start(self, versions: Mapping[str, int]) -> None:
         """The first server on a store publishes its areas; later ones load them (after a
@@ -166,6 +205,25 @@ class SharedState:
         for name, area in self._areas.items():
             if versions.get(name, 0) == 0:
                 await self._publish(name, area, if_absent=True)
+
+    @contextlib.asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """A control-plane change, made alone across the servers: under the store's lock,
+        load the latest areas, make the change (the block), publish it, give the lock back.
+
+        Raises :class:`~mockbankr.errors.StoreUnavailable` (a 503) when the store is lost or
+        the lock stays taken past :data:`LOCK_WAIT`."""
+        token = await self.backend.lock(lease=LOCK_LEASE, wait=LOCK_WAIT)
+        try:
+            await self.before(control=True)
+            yield
+        finally:
+            try:
+                if self.changed():  # a refused change changed nothing: nothing to publish
+                    await self.after()
+            finally:
+                with contextlib.suppress(StoreUnavailable):  # else its lease ends it
+                    await self.backend.unlock(token)
 
     def changed(self) -> bool:
         """Whether an area changed here since it was last loaded or published (cheap)."""

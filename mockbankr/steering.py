@@ -18,16 +18,17 @@ import logging
 import operator
 import re
 import sys
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, ClassVar, Protocol
 
 import msgspec
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from mockbankr import wire
 from mockbankr.clock import Clock, iso, perf_seconds
 from mockbankr.context import CONTEXT_KEY, RequestContext
 from mockbankr.counters import RequestCounters
-from mockbankr.errors import ConfigError, MockbankrError
+from mockbankr.errors import ApiError, ConfigError, MockbankrError
 from mockbankr.journal import RequestJournal, key_fingerprint, prompt_key
 from mockbankr.lifetime import Lifetime
 from mockbankr.rules import (
@@ -59,6 +60,19 @@ class ConnectionDropped(MockbankrError):
 
 #: A flavour's answer to who the caller of a request claims to be (unverified).
 Identify = Callable[[Scope], str | None]
+
+
+class StatusBody(Protocol):
+    """A status-poll endpoint (:class:`mockbankr._http.StatusPoll`)."""
+
+    async def answer(self, scope: Scope, job_id: str, send: Send) -> None:
+        """Send the caller's job's status (200), or raise its error before sending."""
+        ...
+
+
+#: The status polls steering answers itself on the hot path: path prefix (``/agent/job/``)
+#: to the route's template and its endpoint.
+Polls = Mapping[str, tuple[str, StatusBody]]
 #: The route template of a path no route answered (a rule answered it, or a 404).
 RouteOf = Callable[[str], str]
 
@@ -192,8 +206,11 @@ class SteeringMiddleware:
         lifetime: Lifetime | None = None,
         counters: RequestCounters | None = None,
         route_of: RouteOf = _unmatched,
+        polls: Polls | None = None,
     ) -> None:
         self.app = app
+        #: Status polls answered here on the hot path, past the router (see :meth:`_lane`).
+        self.polls = dict(polls or {})
         #: Requests by route and status, rule firings (``None``: metrics are off).
         self.counters = counters
         self.route_of = route_of
@@ -210,28 +227,11 @@ class SteeringMiddleware:
         if scope["type"] != "http" or scope["path"].startswith("/__mock"):
             await self.app(scope, receive, send)
             return
-        started = perf_seconds()
-        arrived = self.clock.now()
-        ctx = scope[CONTEXT_KEY] = RequestContext()
+        hot = self.is_hot(scope)
+        handle = self.open(scope, hot=hot)
+        ctx: RequestContext = scope[CONTEXT_KEY]
         status = 0
         retry_after: float | None = None
-        # A C-level look for a directive among the header names, then the rules'
-        # cheapest test. Most requests stop there: the hot path.
-        hot = not self.check_steering or (
-            DIRECTIVE_HEADERS.isdisjoint(map(_name, scope["headers"]))
-            and (not self.rules.active or not self._could_match(scope))
-        )
-        # Journaled as it arrives (in flight), completed in the finally below. A steered
-        # request (a hang, a delay) may be held long: it shows who it claims to be at
-        # once; on the hot path the owner is known when it ends.
-        handle = self.journal.begin(
-            scope["method"],
-            scope["path"],
-            None if hot else self._claimed_owner(scope),
-            arrived,
-            started,
-            user_agent=_user_agent(scope),
-        )
 
         def recording_send(message: Message) -> Awaitable[None]:
             # A plain function handing back send's awaitable: no extra coroutine per message.
@@ -242,7 +242,13 @@ class SteeringMiddleware:
                     retry_after = retry_after_seconds(message.get("headers", ()), self.clock.now())
             return send(message)
 
+        lane = self._lane(scope) if hot else None
+        route: str | None = None
         try:
+            if lane is not None:  # a hot status poll: answered here, past the router
+                route, endpoint, job_id = lane
+                status, retry_after = await self._poll(endpoint, job_id, scope, receive, send)
+                return
             if hot:
                 # No directive, and no rule could match (none at all, or only rules for
                 # other methods, keys and paths), so no extra layers.
@@ -275,33 +281,109 @@ class SteeringMiddleware:
             status = 0  # the client got no answer, whatever was started
             raise
         finally:
-            owner = ctx.owner
-            if owner is None and hot:  # not authenticated: who the caller claims to be
-                owner = self._claimed_owner(scope)
-            self.journal.finish(
-                handle,
-                status,
-                answered=self.clock.now(),
-                ended=perf_seconds(),
-                owner=owner,  # None: the claim it began with
-                job_id=ctx.job_id,
-                fault=ctx.fault,
-                prompt_hash=ctx.prompt_hash,
-                retry_after=retry_after,
-                job_status=ctx.job_status,
+            if route is None and (matched := scope.get("route")) is not None:
+                route = matched.path  # the router notes the route it matched
+            await self.close(scope, handle, status, hot=hot, retry_after=retry_after, route=route)
+
+    def _lane(self, scope: Scope) -> tuple[str, StatusBody, str] | None:
+        """A status poll (``GET /agent/job/{job_id}``, ``GET /v2/job/{job_id}``): its route
+        template, endpoint and job id; else ``None``. Status polls are most requests: on the
+        hot path they skip the router and its exception layer (errors are answered here as
+        the app's handlers answer them)."""
+        if scope["method"] != "GET" or scope.get("root_path"):
+            return None
+        path: str = scope["path"]
+        for prefix, (template, endpoint) in self.polls.items():
+            if path.startswith(prefix):
+                job_id = path[len(prefix) :]
+                if not job_id or "/" in job_id:  # the router's {job_id}: one non-empty segment
+                    return None
+                return template, endpoint, job_id
+        return None
+
+    async def _poll(
+        self, endpoint: StatusBody, job_id: str, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[int, float | None]:
+        """Answer a status poll; its status and, for an error, its Retry-After seconds."""
+        try:
+            await endpoint.answer(scope, job_id, send)
+            return 200, None
+        except ApiError as exc:
+            error = exc
+        except MockbankrError as exc:  # a domain error: its wire form, as the app's handler
+            try:
+                error = wire.api_error(exc)
+            except KeyError:
+                raise exc from None  # no wire form: the app's last-resort handler answers
+        response = wire.error_response(error)
+        await response(scope, receive, send)
+        return error.status_code, retry_after_seconds(response.raw_headers, self.clock.now())
+
+    def is_hot(self, scope: Scope) -> bool:
+        """Whether a request takes the hot path: no directive among its headers (a C-level
+        look at the names), and no rule that could match it (the rules' cheapest test).
+        Most requests do."""
+        return not self.check_steering or (
+            DIRECTIVE_HEADERS.isdisjoint(map(_name, scope["headers"]))
+            and (not self.rules.active or not self._could_match(scope))
+        )
+
+    def open(self, scope: Scope, *, hot: bool) -> int:
+        """Begin a request: its :class:`RequestContext` (in ``scope``) and its journal entry,
+        in flight until :meth:`close`; the journal's handle."""
+        started = perf_seconds()
+        scope[CONTEXT_KEY] = RequestContext()
+        # A steered request (a hang, a delay) may be held long: it shows who it claims to
+        # be at once; on the hot path the owner is known when it ends.
+        return self.journal.begin(
+            scope["method"],
+            scope["path"],
+            None if hot else self._claimed_owner(scope),
+            self.clock.now(),
+            started,
+            user_agent=_user_agent(scope),
+        )
+
+    async def close(
+        self,
+        scope: Scope,
+        handle: int,
+        status: int,
+        *,
+        hot: bool,
+        retry_after: float | None,
+        route: str | None,
+    ) -> None:
+        """End a request :meth:`open` began: complete its journal entry (status 0: no
+        answer) and count it; ``route`` is the template of the route that answered
+        (``None``: a rule's answer, or a 404)."""
+        ctx: RequestContext = scope[CONTEXT_KEY]
+        owner = ctx.owner
+        if owner is None and hot:  # not authenticated: who the caller claims to be
+            owner = self._claimed_owner(scope)
+        self.journal.finish(
+            handle,
+            status,
+            answered=self.clock.now(),
+            ended=perf_seconds(),
+            owner=owner,  # None: the claim it began with
+            job_id=ctx.job_id,
+            fault=ctx.fault,
+            prompt_hash=ctx.prompt_hash,
+            retry_after=retry_after,
+            job_status=ctx.job_status,
+        )
+        counters = self.counters
+        if counters is not None:
+            counters.count_request(
+                route if route is not None else self.route_of(scope["path"]), status
             )
-            if self.log_requests:  # before any await: a shared journal writes behind
-                self._log(handle)
-            if self.counters is not None:
-                # The router notes the route it matched; a rule's answer or a 404 had none.
-                route = scope.get("route")
-                self.counters.count_request(
-                    route.path if route is not None else self.route_of(scope["path"]), status
-                )
-                if ctx.rule_id is not None:
-                    self.counters.count_fault(ctx.rule_id)
-                if self.counters.flush_due:  # a shared store's counters (the answer is sent)
-                    await self.counters.flush()
+            if ctx.rule_id is not None:
+                counters.count_fault(ctx.rule_id)
+        if self.log_requests:  # before any await: a shared journal writes behind
+            self._log(handle)
+        if counters is not None and counters.flush_due:  # a shared store's (the answer is sent)
+            await counters.flush()
 
     def _claimed_owner(self, scope: Scope) -> str | None:
         """Who the caller claims to be, as the journal shows it: a key's fingerprint,

@@ -44,6 +44,7 @@ __all__ = [
     "body_too_large",
     "daily_limit_exceeded",
     "decode_json",
+    "error_response",
     "forbidden",
     "headers_too_large",
     "invalid_json",
@@ -124,6 +125,16 @@ class JSONResponse(Response):
 
     def render(self, content: Any) -> bytes:
         return _encoder.encode(content)
+
+
+def error_response(error: ApiError) -> JSONResponse:
+    """The answer of an API error: its JSON body, status and headers.
+
+    Example::
+
+        error_response(job_not_found("job_X")).status_code  # 404
+    """
+    return JSONResponse(error.body(), status_code=error.status_code, headers=error.headers or None)
 
 
 def invalid_request() -> ApiError:

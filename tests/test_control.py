@@ -295,6 +295,19 @@ def test_daily_limit_is_a_rolling_window_with_the_documented_body(clock: Virtual
         submit(http)
 
 
+def test_the_jobs_listing_never_shows_a_key(mock: httpx.Client) -> None:
+    job_id = submit(mock)
+    listed = mock.get("/__mock/jobs").json()["jobs"]
+    [job] = [j for j in listed if j["jobId"] == job_id]
+    assert job["owner"] == "key:" + key_fingerprint("bk_test")
+    assert "bk_test" not in str(listed)
+    # A client still finds its jobs by its key, its fingerprint, or the owner shown.
+    for owner in ("bk_test", "key:bk_test", key_fingerprint("bk_test"), job["owner"]):
+        found = mock.get("/__mock/jobs", params={"owner": owner}).json()["jobs"]
+        assert [j["jobId"] for j in found] == [job_id], owner
+    assert mock.get("/__mock/jobs", params={"owner": "bk_tes"}).json()["jobs"] == []
+
+
 def test_reset_forgets_jobs_rules_and_journal_but_keeps_start_rules(
     clock: VirtualClock, store: JobStore
 ) -> None:

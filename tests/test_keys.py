@@ -15,11 +15,13 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from mockbankr import MemoryStore, Settings, VirtualClock, create_app
+from mockbankr import Settings, VirtualClock, create_app
 from mockbankr.accounts import parse_keys
 from mockbankr.clock import DEFAULT_EPOCH, iso
 from mockbankr.jobs import READ_ONLY_RESPONSE
+from mockbankr.store import JobStore
 from mockbankr.testing import SyncClockTransport
+from tests.conftest import STORES
 
 PRICE = "What is the price of ETH?"
 SWAP = "Swap 10 USDC for ETH"
@@ -68,9 +70,11 @@ SUBSCRIPTION = {
 
 
 @pytest.fixture
-def keyed_app(clock: VirtualClock) -> Starlette:
+def keyed_app(clock: VirtualClock, store: JobStore) -> Starlette:
+    """On the memory store, or (tests parametrized over ``store_kind``) on Redis too, where
+    the quota is counted by the store's script."""
     settings = Settings(seed=1, keys=parse_keys(KEYS))
-    return create_app(settings, clock=clock, rng=random.Random(1), store=MemoryStore())
+    return create_app(settings, clock=clock, rng=random.Random(1), store=store)
 
 
 @pytest.fixture
@@ -170,7 +174,9 @@ def test_every_documented_auth_and_access_error(
     assert owner["status"] == "pending"  # a refused cancel cancelled nothing
 
 
-@pytest.mark.parametrize("form", ["x-api-key", "bearer"])
+@pytest.mark.parametrize(
+    ("store_kind", "form"), [("memory", "x-api-key"), ("memory", "bearer"), ("redis", "bearer")]
+)
 @pytest.mark.parametrize(
     ("plan_key", "limit", "upgrade"),
     [("bk_maxed", 100, True), ("bk_tiny", 2, True), ("bk_club", 1000, False)],
@@ -199,6 +205,7 @@ def test_the_quota_429_is_the_documented_body(
     assert state(raw) == before
 
 
+@pytest.mark.parametrize("store_kind", STORES)
 def test_the_window_rolls_24_simulated_hours_from_the_first_prompt(
     raw: httpx.Client, clock: VirtualClock
 ) -> None:
@@ -214,6 +221,7 @@ def test_the_window_rolls_24_simulated_hours_from_the_first_prompt(
     assert raw.post("/agent/prompt", json={"prompt": PRICE}, headers=tiny).status_code == 202
 
 
+@pytest.mark.parametrize("store_kind", STORES)
 def test_two_keys_of_an_account_share_its_quota_and_a_custom_limit_replaces_it(
     raw: httpx.Client,
 ) -> None:

@@ -173,6 +173,48 @@ def test_a_rule_with_times_3_fires_exactly_three_times_across_both(
     assert listed["remaining"] == 0
 
 
+def test_of_many_racing_prompts_over_both_exactly_the_daily_limit_is_accepted(
+    servers: tuple[Served, Served],
+) -> None:
+    a, b = servers
+    keys = {
+        "accounts": {"few": {"plan": "club"}},
+        "keys": [{"key": "bk_few", "account": "few", "dailyLimit": 7}],
+    }
+    assert a.http.put("/__mock/keys", json=keys).status_code == 200
+
+    def prompt(i: int) -> tuple[int, dict[str, Any]]:
+        with httpx.Client(base_url=(a, b)[i % 2].url, timeout=10) as http:
+            response = http.post("/agent/prompt", json=PROMPT, headers={"X-API-Key": "bk_few"})
+            return response.status_code, response.json()
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        answers = list(pool.map(prompt, range(60)))
+    assert sorted(status for status, _ in answers) == [202] * 7 + [429] * 53
+    refused = [body for status, body in answers if status == 429]
+    assert {(r["error"], r["limit"], r["used"], r["resetAt"]) for r in refused} == {
+        ("Daily limit exceeded", 7, 7, refused[0]["resetAt"])
+    }
+    for server in (a, b):
+        assert server.http.get("/__mock/keys").json()["accounts"]["few"]["used"] == 7
+
+
+def test_rules_added_on_both_at_once_are_all_kept(servers: tuple[Served, Served]) -> None:
+    a, b = servers
+
+    def add(i: int) -> int:
+        rule = {"match": {"path": f"/wallet/{i}"}, "action": {"respond": {"status": 418}}}
+        with httpx.Client(base_url=(a, b)[i % 2].url, timeout=10) as http:
+            return http.post("/__mock/rules", json=rule).status_code
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        assert list(pool.map(add, range(40))) == [201] * 40
+    for server in (a, b):
+        rules = server.http.get("/__mock/rules").json()["rules"]
+        paths = sorted(r["match"]["path"] for r in rules)
+        assert paths == sorted(f"/wallet/{i}" for i in range(40))
+
+
 def test_a_clock_advance_on_one_is_seen_on_the_other(servers: tuple[Served, Served]) -> None:
     a, b = servers
     before = b.http.get("/__mock/clock").json()
