@@ -618,8 +618,9 @@ class RedisCounters:
 
     Every server on the Redis adds to the same two hashes, so a scrape of any one of
     them counts the whole population's requests. Counting stays a dict increment on
-    the request's path; the steering layer then awaits :meth:`flush` (one pipelined
-    round trip, after the answer is sent). A flush Redis cannot take keeps its counts
+    the request's path; the steering layer then awaits :meth:`flush` when
+    :attr:`flush_due` (one pipelined round trip, after the answer is sent; requests that
+    end while it is in flight leave their counts to it). A flush Redis cannot take keeps its counts
     for the next one: a lost Redis loses no count, and answers no request with an error.
 
     Example::
@@ -633,6 +634,7 @@ class RedisCounters:
         self._store = store
         self._requests: dict[str, int] = {}
         self._faults: dict[str, int] = {}
+        self._flushing = 0  # flushes in flight
 
     def count_request(self, route: str, status: int) -> None:
         field = f"{status} {route}"
@@ -643,20 +645,29 @@ class RedisCounters:
 
     @property
     def flush_due(self) -> bool:
-        return bool(self._requests or self._faults)
+        """Counts are waiting and no flush is in flight: one in flight carries them too
+        (it goes on until nothing waits), so under load one round trip counts many
+        requests, and an idle server's counts are in Redis once its request has ended."""
+        return not self._flushing and bool(self._requests or self._faults)
 
     async def flush(self) -> None:
-        requests, faults = self._requests, self._faults
-        if not (requests or faults):
-            return
-        self._requests, self._faults = {}, {}
+        """Write what was counted here, and what is counted meanwhile, in as many
+        round trips as it takes; what Redis cannot take waits for the next flush."""
+        self._flushing += 1
         try:
-            await self._store.add_counts(requests, faults)
-        except StoreUnavailable:  # keep them for the next flush
-            for field, count in requests.items():
-                self._requests[field] = self._requests.get(field, 0) + count
-            for field, count in faults.items():
-                self._faults[field] = self._faults.get(field, 0) + count
+            while self._requests or self._faults:
+                requests, faults = self._requests, self._faults
+                self._requests, self._faults = {}, {}
+                try:
+                    await self._store.add_counts(requests, faults)
+                except StoreUnavailable:  # keep them for the next flush
+                    for field, count in requests.items():
+                        self._requests[field] = self._requests.get(field, 0) + count
+                    for field, count in faults.items():
+                        self._faults[field] = self._faults.get(field, 0) + count
+                    return
+        finally:
+            self._flushing -= 1
 
     async def snapshot(self) -> CounterSnapshot:
         await self.flush()
