@@ -52,6 +52,7 @@ import msgspec
 import redis.asyncio as aioredis
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
+from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -148,15 +149,17 @@ if #ARGV > 3 or ARGV[1] == 'rules' then
 end
 return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 """
-# KEYS: versions, jobs. ARGV: [job id]. Every area's version, then the job (a status poll):
-# one command, one round trip. (A missing value ends Redis's reply array: a missing version
-# is read as 0, a missing job as None.)
+# KEYS: versions, jobs. ARGV: job ids (the status polls of one batch, see _Batch). Every
+# area's version (a missing one is 0), then each job (false: none): one command, one round
+# trip for every request of an event-loop iteration.
 _SYNC = f"""
 local found = redis.call('HMGET', KEYS[1], {", ".join(repr(a) for a in AREAS)})
 for i = 1, #found do
   if not found[i] then found[i] = '0' end
 end
-if ARGV[1] then found[#found + 1] = redis.call('HGET', KEYS[2], ARGV[1]) end
+for i = 1, #ARGV do
+  found[#found + 1] = redis.call('HGET', KEYS[2], ARGV[i])
+end
 return found
 """
 _SYNC_SHA = hashlib.sha1(_SYNC.encode()).hexdigest()
@@ -272,7 +275,7 @@ class RedisStore:
         return conn if conn is not None else await self._open()
 
     async def _open(self) -> _Conn:
-        conn = self._conns[asyncio.get_running_loop()] = _Conn(self._url)
+        conn = self._conns[asyncio.get_running_loop()] = _Conn(self._url, self._sync_keys)
         await conn.keeper.asend(None)
         return conn
 
@@ -361,15 +364,10 @@ class RedisStore:
     @_unavailable
     async def versions(self, job_id: str | None) -> dict[str, int]:
         conn = await self._conn()
-        keys = self._sync_keys
-        found = await conn.syncs.submit(keys if job_id is None else (*keys, job_id))
+        found, job = await conn.syncs.submit(job_id)
         if job_id is not None:
-            _prefetched.set((job_id, found[len(AREAS)] if len(found) > len(AREAS) else None))
-        versions = {}
-        for name, version in zip(AREAS, found, strict=False):
-            if version is not None:
-                versions[name] = int(version)
-        return versions
+            _prefetched.set((job_id, job))
+        return {name: int(version) for name, version in zip(AREAS, found, strict=True)}
 
     @_unavailable
     async def read(self, area: str) -> tuple[int, bytes | None]:
@@ -498,23 +496,29 @@ def _text(value: bytes | str) -> str:
 
 
 class _Batch:
-    """The requests' version reads of one loop iteration, sent as one pipeline.
+    """The requests' version reads of one loop iteration, sent as one script call.
 
     Under load many requests are in flight at once; each would pay a command's whole
     client cost (packing, a write, a read, their timeouts). Those that start in the same
-    iteration of the event loop share one round trip instead (auto-pipelining).
+    iteration of the event loop share one command instead: every area's version, then the
+    job of each status poll among them.
     """
 
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.client = client
-        self.pending: list[tuple[tuple[str, ...], asyncio.Future[Any]]] = []
+    def __init__(
+        self, command: Callable[..., Coroutine[Any, Any, Any]], keys: tuple[str, str]
+    ) -> None:
+        self.command = command
+        self.keys = keys
+        self.pending: list[tuple[str | None, asyncio.Future[Any]]] = []
 
-    def submit(self, args: tuple[str, ...]) -> asyncio.Future[Any]:
+    def submit(self, job_id: str | None) -> asyncio.Future[tuple[list[Any], Any]]:
+        """The versions (every area's, in :data:`AREAS` order) and ``job_id``'s stored job
+        (``None``: none, or no ``job_id``)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if not self.pending:
             loop.call_soon(self._flush)
-        self.pending.append((args, future))
+        self.pending.append((job_id, future))
         return future
 
     def _flush(self) -> None:
@@ -523,12 +527,14 @@ class _Batch:
         _TASKS.add(task)
         task.add_done_callback(_TASKS.discard)
 
-    async def _send(self, batch: list[tuple[tuple[str, ...], asyncio.Future[Any]]]) -> None:
+    async def _send(self, batch: list[tuple[str | None, asyncio.Future[Any]]]) -> None:
+        job_ids = [job_id for job_id, _ in batch if job_id is not None]
         try:
             with REAL_IO:
-                results = await self._execute(batch, "EVALSHA", _SYNC_SHA)
-                if any(isinstance(r, NoScriptError) for r in results):  # a restarted Redis
-                    results = await self._execute(batch, "EVAL", _SYNC)
+                try:
+                    found = await self.command("EVALSHA", _SYNC_SHA, 2, *self.keys, *job_ids)
+                except NoScriptError:  # a restarted Redis
+                    found = await self.command("EVAL", _SYNC, 2, *self.keys, *job_ids)
         except BaseException as exc:  # the connection is lost: every request learns it
             for _, future in batch:
                 if not future.done():
@@ -536,36 +542,41 @@ class _Batch:
             if not isinstance(exc, Exception):
                 raise
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
-                future.set_result(result)
-
-    async def _execute(
-        self, batch: list[tuple[tuple[str, ...], asyncio.Future[Any]]], command: str, script: str
-    ) -> list[Any]:
-        pipe = self.client.pipeline(transaction=False)
-        for args, _ in batch:
-            pipe.execute_command(command, script, 2, *args)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
-        return results
+        versions, jobs = found[: len(AREAS)], iter(found[len(AREAS) :])
+        for job_id, future in batch:
+            job = None if job_id is None else next(jobs)
+            if not future.done():
+                future.set_result((versions, job))
 
 
 #: Batches being sent (a task must be referenced until it is done).
 _TASKS: set[asyncio.Task[None]] = set()
 
 
+class _HiredisPacking(aioredis.Connection):
+    """redis-py's asyncio connection, packing commands with hiredis (in C, as redis-py's
+    sync client does) rather than in Python: the packing was about a tenth of a Redis-store
+    status poll's CPU."""
+
+    _packer = HiredisRespSerializer()
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        packed: list[bytes] = self._packer.pack(*args)
+        return packed
+
+
 class _Conn:
     """One event loop's client and its registered scripts."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sync_keys: tuple[str, str]) -> None:
         # The plain pool (a blocking one costs ~50 us per command): one connection per
         # request in flight, at most MAX_CONNECTIONS (beyond: StoreUnavailable, a 503).
+        packing: dict[str, Any] = {}
+        if url.startswith("redis://"):  # TCP (rediss:// and unix:// keep their own class)
+            packing["connection_class"] = _HiredisPacking
         pool = aioredis.ConnectionPool.from_url(
             url,
+            **packing,
             max_connections=MAX_CONNECTIONS,
             socket_connect_timeout=CONNECT_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT,
@@ -581,7 +592,7 @@ class _Conn:
         self.claim: AsyncScript = self.client.register_script(_CLAIM)
         self.take_quota: AsyncScript = self.client.register_script(_TAKE_QUOTA)
         self.unlock: AsyncScript = self.client.register_script(_UNLOCK)
-        self.syncs = _Batch(self.client)
+        self.syncs = _Batch(self.command, sync_keys)
         self.keeper = self._keep()
 
     async def _keep(self) -> AsyncGenerator[None, None]:

@@ -190,3 +190,39 @@ def test_serving_from_memory_never_imports_redis_or_granian() -> None:
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('redis', 'granian')))))"
     )
     assert (result.returncode, json.loads(result.stdout)) == (0, []), result.stderr
+
+
+def test_status_reads_of_one_loop_iteration_share_one_command(redis_server: RedisServer) -> None:
+    """The versions and polled jobs read by requests that start together are one script
+    call (one command's client cost, not one per request), and each request still gets
+    its own job."""
+    redis_server.flush()
+
+    async def scenario() -> None:
+        store = RedisStore(redis_server.url)
+        jobs = [record(f"job_{i}", owner=f"key:bk_{i}") for i in range(20)]
+        for job in jobs:
+            await store.add(job)
+        await store.versions(None)  # loads the script into this Redis
+        conn = await store._conn()
+        sent: list[tuple[object, ...]] = []
+        command = conn.syncs.command
+
+        async def counted(*args: object) -> object:
+            sent.append(args)
+            return await command(*args)
+
+        conn.syncs.command = counted
+
+        async def poll(job: JobRecord | None) -> JobRecord | None:
+            versions = await store.versions(None if job is None else job.id)
+            assert set(versions) <= {"clock", "rules", "keys"}
+            return None if job is None else await store.get(job.id)
+
+        got = await asyncio.gather(*(poll(job) for job in [*jobs, None, None]))
+        assert got == [*jobs, None, None]
+        assert len(sent) == 1
+        assert sent[0][-20:] == tuple(job.id for job in jobs)
+        await store.aclose()
+
+    asyncio.run(scenario())
