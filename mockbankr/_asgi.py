@@ -69,6 +69,10 @@ class AsyncClockTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+#: Wall seconds :meth:`SyncClockTransport.close` waits for what the app left running.
+_CLOSE_TIMEOUT = 10.0
+
+
 class SyncClockTransport(httpx.BaseTransport):
     """The same for sync clients: each request runs to completion on a private loop.
 
@@ -99,6 +103,13 @@ class SyncClockTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         if not self._loop.is_closed():
-            # What the app opened on this loop (a shared store's connections) closes first.
-            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+            # What the app left running on this loop (a shared journal's last write) ends
+            # first (a store's operations time out: this is bounded), then what it opened
+            # (a shared store's connections) closes.
+            loop = self._loop
+            while pending := asyncio.all_tasks(loop):
+                _, late = loop.run_until_complete(asyncio.wait(pending, timeout=_CLOSE_TIMEOUT))
+                for task in late:  # still retrying a lost store: given up
+                    task.cancel()
+            loop.run_until_complete(loop.shutdown_asyncgens())
             self._loop.close()

@@ -202,7 +202,8 @@ def create_app(
     ``clock``); a live server passes a wall clock, because the official SDK signs
     its payments with the real time however fast simulated time runs. ``journal``
     defaults to an in-memory :class:`~mockbankr.journal.Journal` of
-    ``settings.journal_size`` entries and ``settings.journal_bytes`` bytes. The
+    ``settings.journal_size`` entries and ``settings.journal_bytes`` bytes (with a
+    shared store, the one journal every server on it shares). The
     simulator is reachable as ``app.state.simulator``, the journal as
     ``app.state.journal``.
 
@@ -219,7 +220,13 @@ def create_app(
     sim = Simulator(table, clock=clock, rng=rng, store=store)
     rules = RuleSet(random.Random(rng.getrandbits(64)), list(settings.rules))
     if journal is None:
-        journal = Journal(settings.journal_size, settings.journal_bytes)
+        # A shared store keeps one journal for every server on it.
+        shared_journal = getattr(store, "request_journal", None)
+        journal = (
+            Journal(settings.journal_size, settings.journal_bytes)
+            if shared_journal is None
+            else shared_journal(settings.journal_size, settings.journal_bytes)
+        )
     book = KeyBook(settings.key_config(), rng=random.Random(rng.getrandbits(64)))
     quota = DailyLimit()
     agent = AgentApi(sim, keys=book, quota=quota)
@@ -266,6 +273,8 @@ def create_app(
         lifetime.stop()  # a server stopping without a GracefulServer (granian) ends hangs
         if counters is not None and counters.flush_due:
             await counters.flush()  # what this server counted last
+        with contextlib.suppress(StoreUnavailable):  # a lost store: nothing more to do
+            await journal.flush()  # what this server journaled last
         close = getattr(store, "aclose", None)
         if close is not None:  # a shared store's connections of this event loop
             await close()

@@ -364,6 +364,7 @@ class ControlApi:
             _int_param(request, "limit", self.journal.size, Bound(1, MAX_JOURNAL_LIMIT)),
             self.journal.size,
         )
+        await self.journal.sync()  # a shared journal: what every server wrote
         try:
             entries = self.journal.query(filters, limit=limit)
         except ValueError as exc:
@@ -378,7 +379,7 @@ class ControlApi:
         )
 
     async def clear_journal(self, request: Request) -> Response:
-        self.journal.clear()
+        await self.journal.aclear()
         return JSONResponse({"entries": []})
 
     # -- verdicts ---------------------------------------------------------------
@@ -399,6 +400,7 @@ class ControlApi:
             start = None if since is None else parse_since(since)
         except ConfigError as exc:
             raise _bad(str(exc)) from exc
+        await self.journal.sync()
         report = grade(
             self.journal.entries(),
             thresholds,
@@ -460,7 +462,7 @@ class ControlApi:
             clock.reset()
         await self.sim.reset()
         self.rules.reset()
-        self.journal.clear()
+        await self.journal.aclear()
         for hook in self.reset_hooks:
             await hook()
         return JSONResponse({"reset": True, "rules": len(self.rules)})

@@ -13,10 +13,13 @@ characters, and the journal keeps at most ``size`` entries and about ``max_bytes
 bytes (an estimate from the entries' text lengths): the oldest finished entries go
 first.
 
-Another storage (the Redis store) implements the same methods: :meth:`~Journal.begin`
-hands back an opaque handle that only :meth:`~Journal.finish` reads, and every read
-(:meth:`~Journal.entries`, :meth:`~Journal.query`, :meth:`~Journal.entry`) builds
-fresh :class:`Entry` values; nothing outside the journal holds or mutates its state.
+Another storage (:mod:`mockbankr.redis_journal`, one journal for every server on a
+Redis) implements the same methods: :meth:`~Journal.begin` hands back an opaque handle
+that only :meth:`~Journal.finish` reads, and every read (:meth:`~Journal.entries`,
+:meth:`~Journal.query`, :meth:`~Journal.entry`) builds fresh :class:`Entry` values;
+nothing outside the journal holds or mutates its state. A reader first awaits
+:meth:`~RequestJournal.sync` (a shared journal loads what every server wrote; here it
+does nothing), and clears with :meth:`~RequestJournal.aclear`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ __all__ = [
     "key_fingerprint",
     "owner_matches",
     "prompt_key",
+    "select_entries",
 ]
 
 #: The longest text the journal keeps in one field (method, path, owner, job id, fault,
@@ -263,13 +267,42 @@ def _open_entry(raw: _Open, now_perf: float, now_wall: float) -> Entry:
     )
 
 
+def select_entries(
+    entries: Iterable[Entry], filters: Mapping[str, str], *, limit: int | None = None
+) -> list[Entry]:
+    """The entries matching every filter, in the order given (see :data:`FILTERS`):
+    what :meth:`Journal.query` answers, for any journal.
+
+    Example::
+
+        select_entries(journal.entries(), {"path": "/agent/job/*"}, limit=10)
+    """
+    unknown = set(filters) - set(FILTERS)
+    if unknown:
+        raise ValueError(f"unknown journal filter {sorted(unknown)[0]!r}; use {FILTERS}")
+    wanted = dict(filters)
+    path = wanted.pop("path", None)
+    owner = wanted.pop("owner", None)
+    owners = None if owner is None else {owner, key_fingerprint(owner)}
+    out = [
+        e
+        for e in entries
+        if (path is None or fnmatch.fnmatchcase(e.path, path))
+        and (owners is None or e.owner in owners)
+        and all(str(getattr(e, name)) == value for name, value in wanted.items())
+    ]
+    return out[-limit:] if limit else out
+
+
 class RequestJournal(Protocol):
     """What the server needs of a journal; :class:`Journal` keeps it in memory.
 
-    Another storage (a shared one, e.g. Redis) implements the same: ``begin`` and
-    ``finish`` run on every request, synchronously, so a remote one buffers them and
-    writes them in the background; the handle is whatever it needs to find the entry
-    again. Reads return fresh :class:`Entry` values, in arrival order (``seq``).
+    Another storage (a shared one, :class:`~mockbankr.redis_journal.RedisJournal`)
+    implements the same: ``begin`` and ``finish`` run on every request, synchronously,
+    so a remote one buffers them and writes them in the background; the handle is
+    whatever it needs to find the entry again. Reads return fresh :class:`Entry`
+    values, in arrival order (``seq``), as of the last :meth:`sync`, which a reader
+    awaits first.
     """
 
     #: The most entries it keeps.
@@ -309,7 +342,18 @@ class RequestJournal(Protocol):
 
     def query(self, filters: Mapping[str, str], *, limit: int | None = None) -> list[Entry]: ...
 
-    def clear(self) -> None: ...
+    async def sync(self) -> None:
+        """Bring the reads up to date: write what this server buffered, load what every
+        server wrote (a shared journal; a lost store is a ``StoreUnavailable``)."""
+        ...
+
+    async def flush(self) -> None:
+        """Write what this server buffered (a shared journal: at shutdown)."""
+        ...
+
+    async def aclear(self) -> None:
+        """Forget every entry, finished or in flight, on every server sharing it."""
+        ...
 
     @property
     def dropped(self) -> int: ...
@@ -509,18 +553,16 @@ class Journal:
         ``state`` is ``in-flight`` or ``done``; the rest exact. ``limit`` keeps the
         newest ``limit`` matches. Unknown filters are an error.
         """
-        unknown = set(filters) - set(FILTERS)
-        if unknown:
-            raise ValueError(f"unknown journal filter {sorted(unknown)[0]!r}; use {FILTERS}")
-        wanted = dict(filters)
-        path = wanted.pop("path", None)
-        owner = wanted.pop("owner", None)
-        owners = None if owner is None else {owner, key_fingerprint(owner)}
-        out = [
-            e
-            for e in self._all()
-            if (path is None or fnmatch.fnmatchcase(e.path, path))
-            and (owners is None or e.owner in owners)
-            and all(str(getattr(e, name)) == value for name, value in wanted.items())
-        ]
-        return out[-limit:] if limit else out
+        return select_entries(self._all(), filters, limit=limit)
+
+    async def sync(self) -> None:
+        """Nothing to load: this journal is where it is read."""
+        return None
+
+    async def flush(self) -> None:
+        """Nothing buffered: every request is recorded as it happens."""
+        return None
+
+    async def aclear(self) -> None:
+        """:meth:`clear` (the protocol's form)."""
+        self.clear()

@@ -19,6 +19,7 @@ run on a Redis Cluster, all in one slot)::
     {mockbankr}:lock          the control-plane lock: a token, with a lease (PX)
     {mockbankr}:requests  hash "status route" -> requests (the metrics' request counters)
     {mockbankr}:faults    hash rule id -> firings (the metrics' fault counters)
+    {mockbankr}:journal:*     the request journal (mockbankr.redis_journal)
 
 Every change is one atomic Lua script (add, compare-and-set, paid add, an area's write,
 a rule's firing, a prompt counted in its daily window), so any number of servers may race
@@ -44,7 +45,7 @@ import secrets
 import time
 import weakref
 from collections.abc import AsyncGenerator, Callable, Coroutine, Mapping, Sequence
-from typing import Any, Final, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, ParamSpec, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -62,6 +63,9 @@ from mockbankr.errors import ConfigError, StoreUnavailable
 from mockbankr.jobs import JobRecord
 from mockbankr.ledger import LedgerEntry
 from mockbankr.shared import AREAS
+
+if TYPE_CHECKING:
+    from mockbankr.redis_journal import RedisJournal
 
 __all__ = ["RedisCounters", "RedisStore", "decode_job", "encode_job", "redact"]
 
@@ -398,6 +402,16 @@ class RedisStore:
     async def counts(self) -> dict[str, int]:
         found = await (await self._conn()).client.hgetall(self.keys.counts)
         return {_text(uid): int(left) for uid, left in found.items()}
+
+    async def client(self) -> aioredis.Redis:
+        """The running event loop's client, for the keys of :mod:`mockbankr.redis_journal`."""
+        return (await self._conn()).client
+
+    def request_journal(self, size: int, max_bytes: int) -> RedisJournal:
+        """The request journal every server on this Redis writes to and reads."""
+        from mockbankr.redis_journal import RedisJournal
+
+        return RedisJournal(self, size, max_bytes)
 
     # -- the daily-limit windows (mockbankr.limits.QuotaBackend) ------------------------
 

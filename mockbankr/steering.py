@@ -380,10 +380,10 @@ class SteeringMiddleware:
             )
             if ctx.rule_id is not None:
                 counters.count_fault(ctx.rule_id)
-            if counters.flush_due:  # a shared store's counters (the answer is sent)
-                await counters.flush()
-        if self.log_requests:
+        if self.log_requests:  # before any await: a shared journal writes behind
             self._log(handle)
+        if counters is not None and counters.flush_due:  # a shared store's (the answer is sent)
+            await counters.flush()
 
     def _claimed_owner(self, scope: Scope) -> str | None:
         """Who the caller claims to be, as the journal shows it: a key's fingerprint,

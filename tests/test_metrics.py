@@ -188,7 +188,14 @@ def test_after_a_scripted_run_the_metrics_equal_the_records(
     scripted_run(http, clock)
     for other, _ in servers[1:]:
         other_run(other)
-    entries = [e for web in servers for e in web[0].get("/__mock/journal").json()["entries"]]
+    # One journal, whatever the number of servers: each one reads the whole population's.
+    # (In process, a server's loop runs only while it answers: a read on each first has
+    # each write what it journaled last, as a live server does right after answering.)
+    for web in servers:
+        assert web[0].get("/__mock/journal").is_success
+    journals = [web[0].get("/__mock/journal").json()["entries"] for web in servers]
+    assert all(listed == journals[0] for listed in journals[1:])
+    entries = journals[0]
     jobs = http.get("/__mock/jobs", params={"limit": 1000}).json()["jobs"]
     ledger = http.get("/__mock/ledger").json()
     scrapes = [scrape(web[0]) for web in servers]

@@ -224,6 +224,37 @@ def test_a_clock_advance_on_one_is_seen_on_the_other(servers: tuple[Served, Serv
     assert after["unix"] - before["unix"] < 86_400 + 60
 
 
+def test_the_journal_ledger_and_verdicts_hold_the_requests_of_both(
+    servers: tuple[Served, Served],
+) -> None:
+    a, b = servers
+    patient, hasty = {"X-API-Key": "bk_patient"}, {"X-API-Key": "bk_hasty"}
+    sent: list[tuple[str, str]] = []
+    job_a = a.http.post("/agent/prompt", json=PROMPT, headers=patient).json()["jobId"]
+    job_b = b.http.post("/agent/prompt", json=PROMPT, headers=hasty).json()["jobId"]
+    sent += [("POST", "/agent/prompt")] * 2
+    assert a.http.get(f"/agent/job/{job_a}", headers=patient).status_code == 200
+    sent.append(("GET", f"/agent/job/{job_a}"))
+    for _ in range(5):  # polls far faster than once a second: a poll-interval failure
+        assert b.http.get(f"/agent/job/{job_b}", headers=hasty).status_code == 200
+        sent.append(("GET", f"/agent/job/{job_b}"))
+    paid = [_paid(a), _paid(b)]  # each a 402 then a 202
+    sent += [("POST", "/v2/prompt")] * 4
+    for server in (a, b):  # either one reads every request, answered by either
+        entries = server.http.get("/__mock/journal").json()["entries"]
+        assert sorted((e["method"], e["path"]) for e in entries) == sorted(sent)
+        assert {e["state"] for e in entries} == {"done"}
+        assert len({e["seq"] for e in entries}) == len(sent)
+        ledger = server.http.get("/__mock/ledger").json()
+        assert sorted(e["jobId"] for e in ledger["entries"]) == sorted(paid)
+    # graded on a, from the requests b answered
+    report = a.http.get("/__mock/verdicts", params={"owner": "bk_hasty"}).json()
+    (client,) = report["clients"]
+    assert client["requests"] == 6
+    assert client["verdicts"]["poll-interval"]["verdict"] == "fail"
+    assert client["verdicts"]["poll-interval"]["count"] >= 4
+
+
 def _paid(server: Served) -> str:
     accept = server.http.post("/v2/prompt", json=PROMPT).json()["accepts"][0]
     header = make_payment_header(

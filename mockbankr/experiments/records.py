@@ -76,6 +76,7 @@ async def records_from_app(app: Starlette, *, t0: float, end: float) -> Records:
     """The records of an in-process app (its journal, store and ledger) after a run."""
     journal: RequestJournal = app.state.journal
     sim = app.state.simulator
+    await journal.sync()
     entries = journal.entries()
     last = entries[-1].seq if entries else 0
     jobs_raw, _ = await sim.store.scan(lambda job: True, offset=0, limit=MAX_JOBS)
