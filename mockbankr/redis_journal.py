@@ -87,11 +87,11 @@ logger = logging.getLogger("mockbankr")
 IN_FLIGHT_AFTER: Final = 0.1
 #: The least seconds between the starts of two background writes: an idle server writes a
 #: request's entry as soon as it is answered; under load, one write carries many entries.
-FLUSH_INTERVAL: Final = 0.002
+FLUSH_INTERVAL: Final = 0.01
 #: Seconds a read waits (after writing this server's buffer) before it loads the journal:
 #: longer than another server takes to write what it answered (a write in flight, the
 #: interval, a round trip), so a read sees every request answered before it arrived.
-READ_DELAY: Final = 0.02
+READ_DELAY: Final = 0.03
 #: Seconds before a background write is tried again after Redis could not be reached.
 RETRY_INTERVAL: Final = 1.0
 
