@@ -33,7 +33,10 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Final, Protocol, runtime_checkable
 
@@ -165,6 +168,11 @@ class SharedState:
         self._reads = dict.fromkeys(areas, 0)
         self._loaded = dict.fromkeys(areas, 0)
         self._started = False
+        # This server's changes queue here (first come, first served), so one at a time
+        # asks the store for the lock: waiters do not flood it, nor starve one another.
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         rules.claim = backend.claim
         limits.shared = backend
 
@@ -212,18 +220,39 @@ class SharedState:
         load the latest areas, make the change (the block), publish it, give the lock back.
 
         Raises :class:`~mockbankr.errors.StoreUnavailable` (a 503) when the store is lost or
-        the lock stays taken past :data:`LOCK_WAIT`."""
-        token = await self.backend.lock(lease=LOCK_LEASE, wait=LOCK_WAIT)
+        the lock stays taken past :data:`LOCK_WAIT` (queueing here included)."""
+        queue = self._queue()
+        started = time.monotonic()
         try:
-            await self.before(control=True)
-            yield
-        finally:
+            async with asyncio.timeout(LOCK_WAIT):
+                await queue.acquire()
+            queued = True
+        except TimeoutError:  # one last try at the store's lock, which names the store
+            queued = False
+        try:
+            wait = max(0.0, LOCK_WAIT - (time.monotonic() - started))
+            token = await self.backend.lock(lease=LOCK_LEASE, wait=wait)
             try:
-                if self.changed():  # a refused change changed nothing: nothing to publish
-                    await self.after()
+                await self.before(control=True)
+                yield
             finally:
-                with contextlib.suppress(StoreUnavailable):  # else its lease ends it
-                    await self.backend.unlock(token)
+                try:
+                    if self.changed():  # a refused change changed nothing: nothing to publish
+                        await self.after()
+                finally:
+                    with contextlib.suppress(StoreUnavailable):  # else its lease ends it
+                        await self.backend.unlock(token)
+        finally:
+            if queued:
+                queue.release()
+
+    def _queue(self) -> asyncio.Lock:
+        """The running event loop's queue of changes (an asyncio lock belongs to one loop)."""
+        loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = asyncio.Lock()
+        return queue
 
     def changed(self) -> bool:
         """Whether an area changed here since it was last loaded or published (cheap)."""

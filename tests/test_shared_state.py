@@ -346,3 +346,28 @@ def test_a_slow_reload_of_another_request_never_undoes_a_change(
         return [listed["id"] for listed in rules[1].listing()]
 
     assert asyncio.run(run()) == ["b1", "b2", "a1"]
+
+
+def test_a_caller_the_control_plane_refuses_never_waits_for_the_lock(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock is taken after the admin token is checked: a caller without it cannot
+    hold up (or be held up by) the changes of those with it."""
+    redis_server.flush()
+    monkeypatch.setattr("mockbankr.shared.LOCK_WAIT", 0.1)
+    token = "s3cret-token"
+    holder = RedisStore(redis_server.url)
+
+    async def hold() -> str:
+        taken = await holder.lock(lease=10, wait=0)
+        await holder.aclose()
+        return taken
+
+    held = asyncio.run(hold())
+    rule = {"match": {"path": "/wallet/me"}, "action": {"respond": {"status": 418}}}
+    with _client(redis_server.url, Settings(seed=1, admin_token=token)) as http:
+        assert http.post("/__mock/rules", json=rule).status_code == 401
+        authorised = {"Authorization": f"Bearer {token}"}
+        assert http.post("/__mock/rules", json=rule, headers=authorised).status_code == 503
+        asyncio.run(holder.unlock(held))
+        assert http.post("/__mock/rules", json=rule, headers=authorised).status_code == 201
