@@ -298,10 +298,11 @@ def _cpu_to_add(count: int) -> float:
 
 
 def test_adding_a_rule_costs_the_same_however_many_there_are() -> None:
-    # Linear: twice the rules, about twice the time. Rebuilding the ids or the indexes on
-    # each add (quadratic) makes it about four times.
-    ratio = _cpu_to_add(2000) / _cpu_to_add(1000)
-    assert ratio < 3, f"adding 2,000 rules took {ratio:.1f} times as long as 1,000"
+    # Linear: four times the rules, about four times the time. Rebuilding the ids or the
+    # indexes on each add (quadratic) makes it about sixteen times; the limit between them
+    # leaves a factor of two for a busy machine's noise.
+    ratio = _cpu_to_add(4000) / _cpu_to_add(1000)
+    assert ratio < 8, f"adding 4,000 rules took {ratio:.1f} times as long as 1,000"
 
 
 def test_rule_ids_stay_unique_and_removable_as_rules_come_and_go() -> None:
