@@ -294,6 +294,91 @@ def select_entries(
     return out[-limit:] if limit else out
 
 
+def _opened(
+    handle: int,
+    method: str,
+    path: str,
+    owner: str | None,
+    arrived: float,
+    started: float,
+    user_agent: str | None,
+) -> _Open:
+    """A request as it arrives (:meth:`Journal.begin`): its texts cut to :data:`MAX_TEXT`,
+    and its estimated size last."""
+    # Inline checks, not calls: this runs for every request.
+    if len(path) > MAX_TEXT:
+        path = path[: MAX_TEXT - 1] + "…"
+    if len(method) > MAX_TEXT:
+        method = method[: MAX_TEXT - 1] + "…"
+    size = ENTRY_OVERHEAD + len(method) + len(path)
+    if owner is not None:
+        if len(owner) > MAX_TEXT:
+            owner = owner[: MAX_TEXT - 1] + "…"
+        size += len(owner)
+    if user_agent is not None:
+        if len(user_agent) > MAX_TEXT:
+            user_agent = user_agent[: MAX_TEXT - 1] + "…"
+        size += len(user_agent)
+    return (handle, method, path, owner, arrived, started, user_agent, size)
+
+
+def _finished(
+    opened: _Open,
+    status: int,
+    answered: float,
+    ended: float,
+    owner: str | None,
+    job_id: str | None,
+    fault: str | None,
+    prompt_hash: str | None,
+    retry_after: float | None,
+    job_status: str | None,
+) -> _Done:
+    """The finished form of a request :func:`_opened` began (:meth:`Journal.finish`): its
+    texts cut to :data:`MAX_TEXT`, and its estimated size last."""
+    handle, method, path, claimed, arrived, started, user_agent, size = opened
+    if owner is None:
+        owner = claimed
+    else:
+        if len(owner) > MAX_TEXT:
+            owner = owner[: MAX_TEXT - 1] + "…"
+        size += len(owner) if claimed is None else len(owner) - len(claimed)
+    if job_id is not None:
+        if len(job_id) > MAX_TEXT:
+            job_id = job_id[: MAX_TEXT - 1] + "…"
+        size += len(job_id)
+    if fault is not None:
+        if len(fault) > MAX_TEXT:
+            fault = fault[: MAX_TEXT - 1] + "…"
+        size += len(fault)
+    if job_status is not None:
+        if len(job_status) > MAX_TEXT:
+            job_status = job_status[: MAX_TEXT - 1] + "…"
+        size += len(job_status)
+    if prompt_hash is not None:
+        prompt_hash = prompt_hash[:MAX_TEXT]
+        size += len(prompt_hash)
+    latency = ended - started
+    return (
+        handle,
+        method,
+        path,
+        status,
+        owner,
+        job_id,
+        arrived,
+        answered,
+        wall_time() - latency,
+        latency,
+        fault,
+        user_agent,
+        prompt_hash,
+        retry_after,
+        job_status,
+        size,
+    )
+
+
 class RequestJournal(Protocol):
     """What the server needs of a journal; :class:`Journal` keeps it in memory.
 
@@ -402,23 +487,9 @@ class Journal:
         (a wallet or a key's fingerprint, never a key; ``None`` if not known yet), its
         simulated arrival time and its perf-counter start. It shows as in flight until
         :meth:`finish`."""
-        # Inline checks, not calls: this runs for every request.
-        if len(path) > MAX_TEXT:
-            path = path[: MAX_TEXT - 1] + "…"
-        if len(method) > MAX_TEXT:
-            method = method[: MAX_TEXT - 1] + "…"
-        size = ENTRY_OVERHEAD + len(method) + len(path)
-        if owner is not None:
-            if len(owner) > MAX_TEXT:
-                owner = owner[: MAX_TEXT - 1] + "…"
-            size += len(owner)
-        if user_agent is not None:
-            if len(user_agent) > MAX_TEXT:
-                user_agent = user_agent[: MAX_TEXT - 1] + "…"
-            size += len(user_agent)
         self._seq = seq = self._seq + 1
-        self._open[seq] = (seq, method, path, owner, arrived, started, user_agent, size)
-        self._bytes += size
+        opened = self._open[seq] = _opened(seq, method, path, owner, arrived, started, user_agent)
+        self._bytes += opened[-1]
         return seq
 
     def finish(
@@ -443,52 +514,21 @@ class Journal:
         opened = self._open.pop(handle, None)
         if opened is None:
             return
-        seq, method, path, claimed, arrived, started, user_agent, begun = opened
-        size = begun
-        if owner is None:
-            owner = claimed
-        else:
-            if len(owner) > MAX_TEXT:
-                owner = owner[: MAX_TEXT - 1] + "…"
-            size += len(owner) if claimed is None else len(owner) - len(claimed)
-        if job_id is not None:
-            if len(job_id) > MAX_TEXT:
-                job_id = job_id[: MAX_TEXT - 1] + "…"
-            size += len(job_id)
-        if fault is not None:
-            if len(fault) > MAX_TEXT:
-                fault = fault[: MAX_TEXT - 1] + "…"
-            size += len(fault)
-        if job_status is not None:
-            if len(job_status) > MAX_TEXT:
-                job_status = job_status[: MAX_TEXT - 1] + "…"
-            size += len(job_status)
-        if prompt_hash is not None:
-            prompt_hash = prompt_hash[:MAX_TEXT]
-            size += len(prompt_hash)
-        latency = ended - started
-        done = self._done
-        done.append(
-            (
-                seq,
-                method,
-                path,
-                status,
-                owner,
-                job_id,
-                arrived,
-                answered,
-                wall_time() - latency,
-                latency,
-                fault,
-                user_agent,
-                prompt_hash,
-                retry_after,
-                job_status,
-                size,
-            )
+        finished = _finished(
+            opened,
+            status,
+            answered,
+            ended,
+            owner,
+            job_id,
+            fault,
+            prompt_hash,
+            retry_after,
+            job_status,
         )
-        self._bytes += size - begun
+        done = self._done
+        done.append(finished)
+        self._bytes += finished[-1] - opened[-1]
         if len(done) > self.size:  # full (the usual case once it is): the oldest goes
             self._bytes -= done.popleft()[-1]
             self._evicted += 1

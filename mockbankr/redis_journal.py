@@ -64,12 +64,12 @@ from mockbankr.clock import REAL_IO, perf_seconds, wall_time
 from mockbankr.errors import StoreUnavailable
 from mockbankr.journal import (
     DEFAULT_JOURNAL_BYTES,
-    ENTRY_OVERHEAD,
-    MAX_TEXT,
     Entry,
     Handle,
     _done_entry,
+    _finished,
     _job_id,
+    _opened,
     select_entries,
 )
 
@@ -172,10 +172,6 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
-
-
 class RedisJournal:
     """The journal every server on one Redis shares (see the module).
 
@@ -228,21 +224,8 @@ class RedisJournal:
     ) -> Handle:
         """As :meth:`mockbankr.journal.Journal.begin`; written if still open after
         :data:`IN_FLIGHT_AFTER` seconds."""
-        if len(path) > MAX_TEXT:
-            path = _cut(path)
-        if len(method) > MAX_TEXT:
-            method = _cut(method)
-        size = ENTRY_OVERHEAD + len(method) + len(path)
-        if owner is not None:
-            if len(owner) > MAX_TEXT:
-                owner = _cut(owner)
-            size += len(owner)
-        if user_agent is not None:
-            if len(user_agent) > MAX_TEXT:
-                user_agent = _cut(user_agent)
-            size += len(user_agent)
         self._handle = handle = self._handle + 1
-        self._open[handle] = (handle, method, path, owner, arrived, started, user_agent, size)
+        self._open[handle] = _opened(handle, method, path, owner, arrived, started, user_agent)
         if self._writer is None:
             self._wake()
         return handle
@@ -267,48 +250,21 @@ class RedisJournal:
         opened = self._open.pop(handle, None)
         if opened is None:
             return
-        _, method, path, claimed, arrived, started, user_agent, size = opened
-        if owner is None:
-            owner = claimed
-        else:
-            owner = _cut(owner)
-            size += len(owner) if claimed is None else len(owner) - len(claimed)
-        if job_id is not None:
-            job_id = _cut(job_id)
-            size += len(job_id)
-        if fault is not None:
-            fault = _cut(fault)
-            size += len(fault)
-        if job_status is not None:
-            job_status = _cut(job_status)
-            size += len(job_status)
-        if prompt_hash is not None:
-            prompt_hash = prompt_hash[:MAX_TEXT]
-            size += len(prompt_hash)
-        latency = ended - started
-        pending = self._pending
-        pending.append(
-            (
-                handle,
-                method,
-                path,
-                status,
-                owner,
-                job_id,
-                arrived,
-                answered,
-                wall_time() - latency,
-                latency,
-                fault,
-                user_agent,
-                prompt_hash,
-                retry_after,
-                job_status,
-                size,
-            )
+        finished = _finished(
+            opened,
+            status,
+            answered,
+            ended,
+            owner,
+            job_id,
+            fault,
+            prompt_hash,
+            retry_after,
+            job_status,
         )
-        self._pending_bytes += size
-        if len(pending) > self.size or self._pending_bytes > self.max_bytes:
+        self._pending.append(finished)
+        self._pending_bytes += finished[-1]
+        if len(self._pending) > self.size or self._pending_bytes > self.max_bytes:
             self._shed()  # Redis is lost (or the journal tiny): the oldest unwritten go
         if self._writer is None or self._due is not None:
             self._wake()

@@ -263,13 +263,8 @@ def test_the_lock_has_a_lease_and_only_its_holder_gives_it_back(
     asyncio.run(run())
 
 
-def test_a_change_waits_for_the_lock_then_is_a_503_that_changes_nothing(
-    pair: tuple[httpx.Client, httpx.Client],
-    redis_server: RedisServer,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    a, _ = pair
-    monkeypatch.setattr("mockbankr.shared.LOCK_WAIT", 0.1)
+def _hold_the_lock(redis_server: RedisServer) -> tuple[RedisStore, str]:
+    """Take the control-plane lock for 10 s, as another server would: its store and token."""
     holder = RedisStore(redis_server.url)
 
     async def hold() -> str:
@@ -277,7 +272,17 @@ def test_a_change_waits_for_the_lock_then_is_a_503_that_changes_nothing(
         await holder.aclose()
         return token
 
-    token = asyncio.run(hold())
+    return holder, asyncio.run(hold())
+
+
+def test_a_change_waits_for_the_lock_then_is_a_503_that_changes_nothing(
+    pair: tuple[httpx.Client, httpx.Client],
+    redis_server: RedisServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    a, _ = pair
+    monkeypatch.setattr("mockbankr.shared.LOCK_WAIT", 0.1)
+    holder, token = _hold_the_lock(redis_server)
     rule = {"match": {"path": "/wallet/me"}, "action": {"respond": {"status": 418}}}
     refused = a.post("/__mock/rules", json=rule)
     assert refused.status_code == 503
@@ -356,14 +361,7 @@ def test_a_caller_the_control_plane_refuses_never_waits_for_the_lock(
     redis_server.flush()
     monkeypatch.setattr("mockbankr.shared.LOCK_WAIT", 0.1)
     token = "s3cret-token"
-    holder = RedisStore(redis_server.url)
-
-    async def hold() -> str:
-        taken = await holder.lock(lease=10, wait=0)
-        await holder.aclose()
-        return taken
-
-    held = asyncio.run(hold())
+    holder, held = _hold_the_lock(redis_server)
     rule = {"match": {"path": "/wallet/me"}, "action": {"respond": {"status": 418}}}
     with _client(redis_server.url, Settings(seed=1, admin_token=token)) as http:
         assert http.post("/__mock/rules", json=rule).status_code == 401
