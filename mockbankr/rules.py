@@ -25,7 +25,7 @@ import random
 import re
 import secrets
 import tomllib
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -585,14 +585,20 @@ class RuleSet:
         rule = self.pick_rule(req)
         return None if rule is None else rule.action
 
-    def pick_rule(self, req: Request) -> Rule | None:
-        """The first rule that matches and fires (its ``id`` set), counting it down."""
+    def _firing(self, req: Request) -> Iterator[_Compiled]:
+        """The rules that match ``req`` and have firings left, in order, each past its
+        ``probability`` draw (drawn lazily: only for the rules looked at)."""
         for compiled in self.candidates(req.method, req.key):
             if compiled.remaining == 0 or not compiled.matches(req):
                 continue
             p = compiled.rule.probability
             if p is not None and self._rng.random() >= p:
                 continue
+            yield compiled
+
+    def pick_rule(self, req: Request) -> Rule | None:
+        """The first rule that matches and fires (its ``id`` set), counting it down."""
+        for compiled in self._firing(req):
             if compiled.remaining is not None:
                 compiled.remaining -= 1
             return compiled.rule
@@ -604,12 +610,7 @@ class RuleSet:
         claim = self.claim
         if claim is None:
             return self.pick_rule(req)
-        for compiled in self.candidates(req.method, req.key):
-            if compiled.remaining == 0 or not compiled.matches(req):
-                continue
-            p = compiled.rule.probability
-            if p is not None and self._rng.random() >= p:
-                continue
+        for compiled in self._firing(req):
             if compiled.remaining is not None:
                 left = await claim(compiled.uid)
                 compiled.remaining = max(0, left)
